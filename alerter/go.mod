@@ -1,0 +1,3 @@
+module github.com/packetworks/flowsentry/alerter
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/packetworks/flowsentry/collector
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/packetworks/flowsentry/detector
+
+go 1.26

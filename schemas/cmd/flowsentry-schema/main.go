@@ -1,0 +1,137 @@
+// Command flowsentry-schema applies Flowsentry's contracts to the real
+// services: "topics" creates the Kafka topics, "migrate" applies the
+// ClickHouse migrations, "list" prints both.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/packetworks/flowsentry/schemas/chclient"
+	"github.com/packetworks/flowsentry/schemas/kafkaclient"
+	"github.com/packetworks/flowsentry/schemas/migrations"
+	"github.com/packetworks/flowsentry/schemas/secret"
+	"github.com/packetworks/flowsentry/schemas/topics"
+	"github.com/segmentio/kafka-go"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var err error
+	switch os.Args[1] {
+	case "topics":
+		fs := flag.NewFlagSet("topics", flag.ExitOnError)
+		brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated bootstrap brokers")
+		_ = fs.Parse(os.Args[2:])
+		err = createTopics(ctx, strings.Split(*brokers, ","), log)
+	case "migrate":
+		fs := flag.NewFlagSet("migrate", flag.ExitOnError)
+		addr := fs.String("addr", "127.0.0.1:9000", "ClickHouse native host:port")
+		user := fs.String("user", "default", "ClickHouse user that may create tables")
+		pwEnv := fs.String("password-env", "FLOWSENTRY_CH_ADMIN_PASSWORD", "environment variable holding the password (may be unset for a passwordless local user)")
+		_ = fs.Parse(os.Args[2:])
+		err = migrate(ctx, *addr, *user, *pwEnv, log)
+	case "list":
+		for _, t := range topics.All() {
+			fmt.Printf("topic %-18s partitions=%d compacted=%v  %s\n", t.Name, t.Partitions, t.Compacted, t.Doc)
+		}
+		all, lerr := migrations.All()
+		for _, m := range all {
+			fmt.Printf("migration %04d %s (%d statements)\n", m.Version, m.Name, len(m.Statements))
+		}
+		err = lerr
+	default:
+		usage()
+	}
+	if err != nil {
+		log.Error(os.Args[1]+" failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: flowsentry-schema topics [-brokers h:p] | migrate [-addr h:p -user u] | list")
+	os.Exit(2)
+}
+
+// createTopics creates every missing topic; existing ones are left as they
+// are (a partition count is never lowered).
+func createTopics(ctx context.Context, brokers []string, log *slog.Logger) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second,
+		Transport: kafkaclient.Security{}.Transport("flowsentry-schema")}
+	var cfgs []kafka.TopicConfig
+	for _, t := range topics.All() {
+		entries := []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(t.RetentionMs, 10)}}
+		if t.Compacted {
+			entries = append(entries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
+		}
+		cfgs = append(cfgs, kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions,
+			ReplicationFactor: 1, ConfigEntries: entries})
+	}
+	// The broker may still be electing its controller: retry for a while.
+	var lastErr error
+	for attempt := 0; attempt < 30; attempt++ {
+		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
+		if err == nil {
+			var errs []error
+			for name, terr := range resp.Errors {
+				if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+					errs = append(errs, fmt.Errorf("topic %s: %w", name, terr))
+				} else if terr == nil {
+					log.Info("topic created", "topic", name)
+				}
+			}
+			if err := errors.Join(errs...); err == nil {
+				return nil
+			} else {
+				lastErr = err
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return lastErr
+}
+
+func migrate(ctx context.Context, addr, user, pwEnv string, log *slog.Logger) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	cfg := chclient.Default()
+	cfg.Addr = []string{addr}
+	cfg.Database = "default" // flowsentry may not exist yet
+	cfg.Username = user
+	cfg.Password = secret.Ref{}
+	if v := os.Getenv(pwEnv); v != "" {
+		cfg.Password = secret.Ref{Env: pwEnv}
+	}
+	conn, err := cfg.Open(ctx, "clickhouse")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	applied, err := migrations.Run(ctx, conn, log)
+	if err != nil {
+		return err
+	}
+	log.Info("migrations up to date", "applied_now", len(applied))
+	return nil
+}
