@@ -1,3 +1,3 @@
 module github.com/packetworks/flowsentry/collector
 
-go 1.26
+go 1.26.0

@@ -1,3 +1,3 @@
 module github.com/packetworks/flowsentry/detector
 
-go 1.26
+go 1.26.0
