@@ -161,8 +161,7 @@ ORDER BY version`,
 				return applied, fmt.Errorf("migration %04d_%s, statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
-		if err := conn.Exec(ctx, "INSERT INTO "+Database+".schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
-			uint32(m.Version), m.Name, m.Checksum, time.Now().UTC().Truncate(time.Second)); err != nil {
+		if err := record(ctx, conn, m); err != nil {
 			return applied, fmt.Errorf("recording migration %04d_%s: %w", m.Version, m.Name, err)
 		}
 		log.Info("migration applied", "version", m.Version, "name", m.Name,
@@ -170,6 +169,21 @@ ORDER BY version`,
 		applied = append(applied, m.Version)
 	}
 	return applied, nil
+}
+
+// record inserts the bookkeeping row with a batch: on ClickHouse 18.16 an
+// "INSERT ... VALUES (...)" sent through Exec never completes (the server
+// waits for data blocks; clickhouse-go v2.51 sends none).
+func record(ctx context.Context, conn driver.Conn, m Migration) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+Database+".schema_migrations (version, name, checksum, applied_at)")
+	if err != nil {
+		return err
+	}
+	if err := b.Append(uint32(m.Version), m.Name, m.Checksum, time.Now().UTC().Truncate(time.Second)); err != nil {
+		_ = b.Abort()
+		return err
+	}
+	return b.Send()
 }
 
 // AppliedMigrations reads the bookkeeping table.
