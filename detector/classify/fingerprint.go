@@ -86,10 +86,59 @@ func (c *Classifier) Fingerprint(in *Input, class string) *pb.Fingerprint {
 				Packets: uint64(it.Flows), Flows: uint64(it.Packets), Share: share})
 		}
 	}
-	if class != TrafficDrop && class != Scan {
+	switch {
+	case class == Scan && in.Direction == pb.Direction_DIRECTION_OUTBOUND:
+		// A customer host scanning the Internet: the ISP can stop it at
+		// its own edge. An inbound scanner is only reported.
+		fp.Mitigation = c.scanMitigation(in, a)
+	case class != TrafficDrop && class != Scan:
 		fp.Mitigation = c.mitigation(in, class, a)
 	}
 	return fp
+}
+
+// hostPrefix is the /32 or /128 of a top item taking at least share of the
+// window's packets (for TopSrcFlows, "packets" are flows and total is the
+// flow count), else "".
+func hostPrefix(t *sketch.TopK[sketch.AddrKey], total, share float64) string {
+	top, ok := t.First()
+	if !ok || total <= 0 || top.Packets/total < share || !top.Key.Addr().IsValid() {
+		return ""
+	}
+	return netip.PrefixFrom(top.Key.Addr(), top.Key.Addr().BitLen()).String()
+}
+
+// scanMitigation filters an outbound scan at its source: the scanning host
+// (the source with most flows) and, judged by flows since probes are tiny
+// next to normal traffic, the protocol and scanned ports when they dominate
+// (a worm scanning 23/tcp). Top-K counters rank by packets, so a scanned
+// port may be missing: the rule then matches the host's protocol only,
+// broader but still the right host. Discard: a scan is abuse to stop, not
+// customer traffic to keep.
+func (c *Classifier) scanMitigation(in *Input, a *window.Agg) *pb.Mitigation {
+	flows := in.F.Values[window.Flows] * float64(in.F.Seconds)
+	m := &pb.Mitigation{Action: "discard", SrcPrefix: hostPrefix(a.TopSrcFlows, flows, c.cfg.ScanMinTopSourceShare)}
+	if m.SrcPrefix == "" {
+		m.SrcPrefix = in.Subnet
+	}
+	var top sketch.Item[uint32]
+	for _, it := range a.TopProto.Top(-1) {
+		if it.Flows > top.Flows {
+			top = it
+		}
+	}
+	if flows > 0 && top.Flows/flows >= 0.8 {
+		m.Protocols = []uint32{top.Key}
+		if top.Key == 6 || top.Key == 17 {
+			for _, it := range a.TopDstPort.Top(-1) {
+				if it.Flows/flows >= 0.3 {
+					m.DstPorts = append(m.DstPorts, it.Key)
+				}
+			}
+		}
+	}
+	m.Description = describe(m, Scan)
+	return m
 }
 
 func (c *Classifier) mitigation(in *Input, class string, a *window.Agg) *pb.Mitigation {
@@ -103,9 +152,13 @@ func (c *Classifier) mitigation(in *Input, class string, a *window.Agg) *pb.Miti
 		m.DstPrefix = netip.PrefixFrom(top.Key.Addr(), top.Key.Addr().BitLen()).String()
 	}
 	if in.Direction == pb.Direction_DIRECTION_OUTBOUND {
-		m.DstPrefix = ""
-		if top, ok := a.TopDst.First(); ok && total > 0 && top.Packets/total >= 0.5 && top.Key.Addr().IsValid() {
-			m.DstPrefix = netip.PrefixFrom(top.Key.Addr(), top.Key.Addr().BitLen()).String()
+		// The customer's side is the source: its host when one sends
+		// most of the traffic (a compromised host in a botnet), else the
+		// subnet; the destination only when one victim takes most.
+		m.DstPrefix = hostPrefix(a.TopDst, total, 0.5)
+		m.SrcPrefix = hostPrefix(a.TopSrc, total, 0.5)
+		if m.SrcPrefix == "" {
+			m.SrcPrefix = in.Subnet
 		}
 	}
 	pc := -1
@@ -160,6 +213,9 @@ func heavyPorts(in []sketch.Item[uint32], total, share float64) []uint32 {
 func describe(m *pb.Mitigation, class string) string {
 	var b strings.Builder
 	b.WriteString("match")
+	if m.SrcPrefix != "" {
+		b.WriteString(" src " + m.SrcPrefix)
+	}
 	if m.DstPrefix != "" {
 		b.WriteString(" dst " + m.DstPrefix)
 	}

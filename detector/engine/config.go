@@ -29,6 +29,11 @@ type Config struct {
 	// IdleExpiryWindows: a target without traffic (and no open anomaly)
 	// for this many windows is forgotten.
 	IdleExpiryWindows int `yaml:"idle_expiry_windows"`
+	// PartitionIdleSeconds: a partition that has read no flow for this
+	// long (wall clock) stops holding its own watermark and follows the
+	// slowest active partition, so its silent subnets' windows still
+	// close. Longer than any normal pause of a partition's flows.
+	PartitionIdleSeconds int `yaml:"partition_idle_seconds"`
 	// SnapshotSeconds: event-time interval between baseline snapshots.
 	SnapshotSeconds int `yaml:"snapshot_seconds"`
 	// Allowlist: prefixes of known scanners, speed-test servers and the
@@ -40,7 +45,7 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{WindowSeconds: 10, LatenessSeconds: 5, FutureToleranceSeconds: 60, MaxGapWindows: 360,
-		IdleExpiryWindows: 8640, SnapshotSeconds: 300, Allowlist: []string{}}
+		IdleExpiryWindows: 8640, PartitionIdleSeconds: 30, SnapshotSeconds: 300, Allowlist: []string{}}
 }
 
 // Validate names the bad key under prefix.
@@ -60,6 +65,9 @@ func (c Config) Validate(prefix string) error {
 	}
 	if c.IdleExpiryWindows < 1 {
 		errs = append(errs, fmt.Errorf("%s.idle_expiry_windows: %d must be >= 1", prefix, c.IdleExpiryWindows))
+	}
+	if c.PartitionIdleSeconds < 1 {
+		errs = append(errs, fmt.Errorf("%s.partition_idle_seconds: %d must be >= 1", prefix, c.PartitionIdleSeconds))
 	}
 	if c.SnapshotSeconds < c.WindowSeconds {
 		errs = append(errs, fmt.Errorf("%s.snapshot_seconds: %d must be >= window_seconds", prefix, c.SnapshotSeconds))

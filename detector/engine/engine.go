@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/packetworks/flowsentry/detector/baseline"
 	"github.com/packetworks/flowsentry/detector/checkpoint"
@@ -58,6 +60,21 @@ type openWindow struct {
 	provisional bool
 }
 
+// clock is the event time of one flows partition and the targets that live
+// in it. A subnet lives in exactly one partition (producers partition by
+// subnet), so closing its windows on its own partition's watermark is
+// exact: a partition that lags (backlog, consumer lag, replay after a
+// handover) is late only relative to itself, never to its neighbours.
+type clock struct {
+	targets    map[targetKey]*target
+	windows    []*openWindow // by start
+	maxEvent   int64         // largest event time read from the partition (or followed), ns
+	closedUpTo int64         // windows starting before this are final
+	nextSnap   int64
+	lastFold   int64 // wall clock (ns) of the last flow read, or of assignment
+	folded     bool  // a flow was read since the last Advance
+}
+
 // Engine is the detector core. Not safe for concurrent use.
 type Engine struct {
 	cfg      Config
@@ -71,11 +88,10 @@ type Engine struct {
 	lateNs   int64
 	futureNs int64
 
-	targets    map[targetKey]*target
-	windows    []*openWindow // by start
-	maxEvent   int64         // largest event time seen, ns
-	closedUpTo int64         // windows starting before this are final
-	nextSnap   int64
+	targets    map[targetKey]*target // all partitions: a subnet has one owner clock
+	clocks     map[int32]*clock
+	idleNs     int64
+	now        func() int64 // wall clock, ns (tests replace it)
 	free       []*window.Agg
 	allow      []netip.Prefix
 	drops      map[string]uint64 // not yet added to Metrics
@@ -100,8 +116,9 @@ func New(cfg Config, bcfg baseline.Config, ccfg classify.Config, sink Sink, limi
 	}
 	e := &Engine{cfg: cfg, model: model, cls: cls, sink: sink, limits: limits, id: id, m: m,
 		winNs: int64(cfg.WindowSeconds) * 1e9, lateNs: int64(cfg.LatenessSeconds) * 1e9,
-		futureNs: int64(cfg.FutureToleranceSeconds) * 1e9,
-		targets:  map[targetKey]*target{}, drops: map[string]uint64{}, dropTotal: map[string]uint64{}}
+		futureNs: int64(cfg.FutureToleranceSeconds) * 1e9, idleNs: int64(cfg.PartitionIdleSeconds) * 1e9,
+		now:     func() int64 { return time.Now().UnixNano() },
+		targets: map[targetKey]*target{}, clocks: map[int32]*clock{}, drops: map[string]uint64{}, dropTotal: map[string]uint64{}}
 	// Windows per snapshot interval decide how many top values make p95.
 	w := max(1, cfg.SnapshotSeconds/cfg.WindowSeconds)
 	e.snapK = w - int(math.Ceil(0.95*float64(w))) + 1
@@ -113,6 +130,36 @@ func New(cfg Config, bcfg baseline.Config, ccfg classify.Config, sink Sink, limi
 
 // Model and Classifier expose the configured parts (tests, docs).
 func (e *Engine) Model() *baseline.Model { return e.model }
+
+// SetWallClock replaces the wall clock that decides partition idleness
+// (tests).
+func (e *Engine) SetWallClock(now func() time.Time) {
+	e.now = func() int64 { return now().UnixNano() }
+}
+
+func (e *Engine) clock(p int32) *clock {
+	c := e.clocks[p]
+	if c == nil {
+		c = &clock{targets: map[targetKey]*target{}, lastFold: e.now()}
+		e.clocks[p] = c
+	}
+	return c
+}
+
+// Assign tells the engine the worker starts reading partition p: its idle
+// timeout counts from now, not from when its state was restored.
+func (e *Engine) Assign(p int32) {
+	e.clock(p).lastFold = e.now()
+}
+
+// begin starts a clock's window bookkeeping at the window of its first
+// event time; the window before may still get late flows.
+func (e *Engine) begin(c *clock, ws int64) {
+	if c.closedUpTo == 0 {
+		c.closedUpTo = ws - e.winNs
+		c.nextSnap = ws + int64(e.cfg.SnapshotSeconds)*1e9
+	}
+}
 
 // eventTime is the flow's end time, else its receive time; an end time far
 // after the receive time is a broken exporter clock.
@@ -170,27 +217,33 @@ func (e *Engine) Fold(p int32, f *pb.Flow) {
 		return
 	}
 	ws := t - t%e.winNs
-	if e.closedUpTo == 0 {
-		// The window before the first flow's may still get late flows.
-		e.closedUpTo = ws - e.winNs
-		e.nextSnap = ws + int64(e.cfg.SnapshotSeconds)*1e9
+	rc := e.clock(p) // the partition read: its watermark
+	rc.folded = true
+	e.begin(rc, ws)
+	key := targetKey{subnet, dir}
+	tg := e.targets[key]
+	c := rc
+	if tg != nil && tg.partition != p {
+		// A misrouted flow (counted by the worker): it joins its
+		// target's windows, on the clock of the target's partition.
+		c = e.clock(tg.partition)
+		e.begin(c, ws)
 	}
-	if ws < e.closedUpTo {
+	if ws < c.closedUpTo {
 		e.drop("late")
 		return
 	}
-	if t > e.maxEvent {
-		e.maxEvent = t
+	if t > rc.maxEvent {
+		rc.maxEvent = t
 	}
-	key := targetKey{subnet, dir}
-	tg := e.targets[key]
 	if tg == nil {
 		// Windows before the first flow say nothing about the target.
 		tg = &target{key: key, customer: f.GetCustomer(), partition: p, bornNs: ws}
 		e.targets[key] = tg
+		c.targets[key] = tg
 	}
-	if c := f.GetCustomer(); c != "" && c != tg.customer {
-		tg.customer = c
+	if cu := f.GetCustomer(); cu != "" && cu != tg.customer {
+		tg.customer = cu
 	}
 	var agg *window.Agg
 	for i := range tg.aggs {
@@ -202,7 +255,7 @@ func (e *Engine) Fold(p int32, f *pb.Flow) {
 	if agg == nil {
 		agg = e.newAgg(ws)
 		tg.aggs = append(tg.aggs, aggSlot{ws, agg})
-		w := e.openWindow(ws)
+		w := c.openWindow(ws)
 		w.targets = append(w.targets, tg)
 	}
 	agg.Fold(f, int((t-ws)/1e9))
@@ -220,8 +273,8 @@ func (e *Engine) newAgg(ws int64) *window.Agg {
 	return a
 }
 
-func (e *Engine) openWindow(ws int64) *openWindow {
-	i, found := slices.BinarySearchFunc(e.windows, ws, func(w *openWindow, s int64) int {
+func (c *clock) openWindow(ws int64) *openWindow {
+	i, found := slices.BinarySearchFunc(c.windows, ws, func(w *openWindow, s int64) int {
 		switch {
 		case w.start < s:
 			return -1
@@ -231,45 +284,75 @@ func (e *Engine) openWindow(ws int64) *openWindow {
 		return 0
 	})
 	if found {
-		return e.windows[i]
+		return c.windows[i]
 	}
 	w := &openWindow{start: ws}
-	e.windows = slices.Insert(e.windows, i, w)
+	c.windows = slices.Insert(c.windows, i, w)
 	return w
 }
 
-// Advance evaluates every window the watermark has passed: provisionally
-// when event time passes a window's end (to open anomalies early), finally
-// LatenessSeconds later (hysteresis, learning, snapshots). Call it after
-// each batch of flows.
+// Advance evaluates every window a partition's watermark has passed:
+// provisionally when event time passes a window's end (to open anomalies
+// early), finally LatenessSeconds later (hysteresis, learning, snapshots).
+// Call it after each batch of flows.
+//
+// Each partition has its own watermark. A partition that has read nothing
+// for PartitionIdleSeconds of wall clock follows the slowest active
+// partition instead, so the windows of its silent subnets still close (a
+// subnet gone silent is a traffic drop); when every partition is idle,
+// nothing moves (an outage is not a drop).
 func (e *Engine) Advance() {
-	for _, w := range e.windows {
-		if !w.provisional && w.start+e.winNs <= e.maxEvent && w.start >= e.closedUpTo {
+	now := e.now()
+	minActive := int64(math.MaxInt64)
+	for _, c := range e.clocks {
+		if c.folded {
+			c.folded, c.lastFold = false, now
+		}
+		if now-c.lastFold <= e.idleNs && c.maxEvent > 0 {
+			minActive = min(minActive, c.maxEvent)
+		}
+	}
+	for p, c := range e.clocks {
+		if now-c.lastFold > e.idleNs && minActive != math.MaxInt64 && minActive > c.maxEvent {
+			ws := minActive - minActive%e.winNs
+			e.begin(c, ws)
+			c.maxEvent = minActive
+		}
+		e.advance(p, c)
+	}
+	e.flushMetrics()
+}
+
+func (e *Engine) advance(p int32, c *clock) {
+	for _, w := range c.windows {
+		if !w.provisional && w.start+e.winNs <= c.maxEvent && w.start >= c.closedUpTo {
 			w.provisional = true
 			for _, tg := range w.targets {
 				e.evaluate(tg, tg.aggFor(w.start), w.start, false)
 			}
 		}
 	}
-	for e.closedUpTo > 0 && e.closedUpTo+e.winNs+e.lateNs <= e.maxEvent {
-		gap := (e.maxEvent - e.lateNs - e.closedUpTo) / e.winNs
-		if gap > int64(e.cfg.MaxGapWindows) && (len(e.windows) == 0 || e.windows[0].start > e.closedUpTo) {
+	for c.closedUpTo > 0 && c.closedUpTo+e.winNs+e.lateNs <= c.maxEvent {
+		gap := (c.maxEvent - e.lateNs - c.closedUpTo) / e.winNs
+		if gap > int64(e.cfg.MaxGapWindows) && (len(c.windows) == 0 || c.windows[0].start > c.closedUpTo) {
 			// Jump over the empty windows of an event-time gap.
-			next := e.maxEvent - e.lateNs - e.winNs
+			next := c.maxEvent - e.lateNs - e.winNs
 			next -= next % e.winNs
-			if len(e.windows) > 0 && e.windows[0].start < next {
-				next = e.windows[0].start
+			if len(c.windows) > 0 && c.windows[0].start < next {
+				next = c.windows[0].start
 			}
-			if next > e.closedUpTo {
-				e.count("skipped", float64((next-e.closedUpTo)/e.winNs))
-				e.closedUpTo = next
+			if next > c.closedUpTo {
+				e.count("skipped", float64((next-c.closedUpTo)/e.winNs))
+				c.closedUpTo = next
 				continue
 			}
 		}
-		e.closeWindow(e.closedUpTo)
-		e.closedUpTo += e.winNs
+		e.closeWindow(c, c.closedUpTo)
+		c.closedUpTo += e.winNs
 	}
-	e.flushMetrics()
+	if e.m != nil && c.closedUpTo > 0 {
+		e.m.Watermark.WithLabelValues(strconv.Itoa(int(p))).Set(float64(c.closedUpTo) / 1e9)
+	}
 }
 
 func (e *Engine) count(outcome string, n float64) {
@@ -287,12 +370,12 @@ func (tg *target) aggFor(ws int64) *window.Agg {
 	return nil
 }
 
-func (e *Engine) closeWindow(ws int64) {
+func (e *Engine) closeWindow(c *clock, ws int64) {
 	var ow *openWindow
-	if len(e.windows) > 0 && e.windows[0].start == ws {
-		ow = e.windows[0]
+	if len(c.windows) > 0 && c.windows[0].start == ws {
+		ow = c.windows[0]
 	}
-	for key, tg := range e.targets {
+	for key, tg := range c.targets {
 		agg := tg.aggFor(ws)
 		e.evaluate(tg, agg, ws, true)
 		if agg != nil {
@@ -309,11 +392,12 @@ func (e *Engine) closeWindow(ws int64) {
 			e.free = append(e.free, agg)
 		} else if tg.idle++; tg.idle > uint32(e.cfg.IdleExpiryWindows) && len(tg.track.Active()) == 0 && len(tg.aggs) == 0 {
 			delete(e.targets, key)
+			delete(c.targets, key)
 			e.tombstones = append(e.tombstones, checkpoint.Record{Key: checkpoint.Key(key.subnet, key.dir), Partition: tg.partition})
 		}
 	}
 	if ow != nil {
-		e.windows = e.windows[1:]
+		c.windows = c.windows[1:]
 		// Keep as many spare aggregates as the busiest recent window
 		// needed: memory follows the active set, not its all-time peak.
 		if spare := 2 * len(ow.targets); len(e.free) > spare {
@@ -325,9 +409,9 @@ func (e *Engine) closeWindow(ws int64) {
 		e.free = e.free[:0]
 	}
 	e.count("closed", 1)
-	if we := ws + e.winNs; we >= e.nextSnap && e.nextSnap > 0 {
-		e.snapshot(we)
-		e.nextSnap = we + int64(e.cfg.SnapshotSeconds)*1e9
+	if we := ws + e.winNs; we >= c.nextSnap && c.nextSnap > 0 {
+		e.snapshot(c, we)
+		c.nextSnap = we + int64(e.cfg.SnapshotSeconds)*1e9
 	}
 }
 
@@ -401,10 +485,10 @@ func (e *Engine) record(tg *target, v *window.Values) {
 	tg.snapN++
 }
 
-func (e *Engine) snapshot(now int64) {
+func (e *Engine) snapshot(c *clock, now int64) {
 	slot := e.model.Slot(now - 1)
 	k := e.snapK
-	for _, tg := range e.targets {
+	for _, tg := range c.targets {
 		if tg.snap == nil || tg.base.N == 0 {
 			continue
 		}
@@ -446,20 +530,36 @@ func (e *Engine) flushMetrics() {
 		}
 	}
 	e.m.Targets.Set(float64(len(e.targets)))
-	e.m.Watermark.Set(float64(e.closedUpTo) / 1e9)
 }
 
 // Stats are counters for tests and logs.
 type Stats struct {
 	Targets    int
-	OpenWindow int
-	ClosedUpTo int64
-	MaxEvent   int64
+	OpenWindow int   // over all partitions
+	ClosedUpTo int64 // slowest partition with traffic
+	MaxEvent   int64 // fastest partition
 }
 
 // Stats returns current figures.
 func (e *Engine) Stats() Stats {
-	return Stats{Targets: len(e.targets), OpenWindow: len(e.windows), ClosedUpTo: e.closedUpTo, MaxEvent: e.maxEvent}
+	s := Stats{Targets: len(e.targets)}
+	for _, c := range e.clocks {
+		s.OpenWindow += len(c.windows)
+		if c.closedUpTo > 0 && (s.ClosedUpTo == 0 || c.closedUpTo < s.ClosedUpTo) {
+			s.ClosedUpTo = c.closedUpTo
+		}
+		s.MaxEvent = max(s.MaxEvent, c.maxEvent)
+	}
+	return s
+}
+
+// Watermark returns partition p's largest event time and the start of its
+// first window not yet final (0, 0 for a partition never read).
+func (e *Engine) Watermark(p int32) (maxEvent, closedUpTo int64) {
+	if c := e.clocks[p]; c != nil {
+		return c.maxEvent, c.closedUpTo
+	}
+	return 0, 0
 }
 
 // Dropped returns how many flows were dropped for reason.
@@ -502,7 +602,9 @@ func (e *Engine) Restore(p int32, key string, value []byte) error {
 	}
 	k := targetKey{subnet, dir}
 	if value == nil {
-		delete(e.targets, k)
+		if tg := e.targets[k]; tg != nil {
+			e.forget(tg)
+		}
 		return nil
 	}
 	s, err := checkpoint.Decode(value)
@@ -510,31 +612,54 @@ func (e *Engine) Restore(p int32, key string, value []byte) error {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	tg := e.targets[k]
+	if tg != nil && tg.partition != p {
+		e.forget(tg)
+		tg = nil
+	}
 	if tg == nil {
 		tg = &target{key: k, partition: p}
 		e.targets[k] = tg
+		e.clock(p).targets[k] = tg
 	}
 	tg.customer, tg.base, tg.track, tg.skipLearn, tg.idle, tg.partition = s.Customer, s.Base, s.Track, 1, 0, p
 	return nil
 }
 
-// Drop forgets the targets of partition p (revoked on rebalance). Their
-// open windows are discarded; the new owner replays from the committed
-// offset.
-func (e *Engine) Drop(p int32) {
-	for k, tg := range e.targets {
-		if tg.partition != p {
-			continue
-		}
-		for _, s := range tg.aggs {
-			for _, w := range e.windows {
-				if w.start == s.start {
+// forget removes a target and its open windows.
+func (e *Engine) forget(tg *target) {
+	if c := e.clocks[tg.partition]; c != nil {
+		for _, sl := range tg.aggs {
+			for _, w := range c.windows {
+				if w.start == sl.start {
 					w.targets = slices.DeleteFunc(w.targets, func(x *target) bool { return x == tg })
 				}
 			}
-			e.free = append(e.free, s.agg)
+			e.free = append(e.free, sl.agg)
+		}
+		delete(c.targets, tg.key)
+	}
+	tg.aggs = nil
+	delete(e.targets, tg.key)
+}
+
+// Drop forgets partition p (revoked on rebalance): its targets, open
+// windows and clock. The new owner replays from the committed offset on a
+// clock of its own.
+func (e *Engine) Drop(p int32) {
+	c := e.clocks[p]
+	if c == nil {
+		return
+	}
+	for k, tg := range c.targets {
+		for _, sl := range tg.aggs {
+			e.free = append(e.free, sl.agg)
 		}
 		delete(e.targets, k)
+	}
+	delete(e.clocks, p)
+	e.tombstones = slices.DeleteFunc(e.tombstones, func(r checkpoint.Record) bool { return r.Partition == p })
+	if e.m != nil {
+		e.m.Watermark.DeleteLabelValues(strconv.Itoa(int(p)))
 	}
 }
 

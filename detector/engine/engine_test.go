@@ -25,7 +25,7 @@ type sink struct {
 
 func (s *sink) Event(ev *pb.AnomalyEvent) {
 	s.events = append(s.events, ev)
-	s.at = append(s.at, s.e.maxEvent)
+	s.at = append(s.at, s.e.Stats().MaxEvent)
 }
 func (s *sink) Snapshot(b *pb.BaselineSnapshot) { s.snaps = append(s.snaps, b) }
 
@@ -141,11 +141,22 @@ func TestClassesDetected(t *testing.T) {
 				t.Errorf("distinct destinations %d", ev.Fingerprint.DistinctDestinations)
 			}
 		}},
-		{attack: synth.AttackScanIn, pps: 200, class: classify.Scan},
+		{attack: synth.AttackScanIn, pps: 200, class: classify.Scan, check: func(t *testing.T, ev *pb.AnomalyEvent, g *synth.Gen) {
+			if ev.Fingerprint.Mitigation != nil {
+				t.Errorf("inbound scan mitigation %v, want none (reported only)", ev.Fingerprint.Mitigation)
+			}
+		}},
 		{attack: synth.AttackScanOut, pps: 200, class: classify.Scan, dir: pb.Direction_DIRECTION_OUTBOUND, check: func(t *testing.T, ev *pb.AnomalyEvent, g *synth.Gen) {
 			if ev.Fingerprint.TopSources[0].Key != g.Host(30).String() {
 				t.Errorf("scanner %v, want %s", ev.Fingerprint.TopSources[0], g.Host(30))
 			}
+			m := ev.Fingerprint.Mitigation
+			// The scanned port (23) may be named; no other may.
+			if m == nil || m.SrcPrefix != g.Host(30).String()+"/32" || m.DstPrefix != "" || !slices.Equal(m.Protocols, []uint32{6}) ||
+				(len(m.DstPorts) > 0 && !slices.Equal(m.DstPorts, []uint32{23})) || m.Action != "discard" {
+				t.Errorf("outbound scan mitigation %v, want the scanning host's TCP discarded", m)
+			}
+			t.Logf("outbound scan mitigation: %s", m.Description)
 		}},
 	}
 	for _, tc := range cases {

@@ -9,7 +9,7 @@ type Metrics struct {
 	Targets   prometheus.Gauge
 	Events    *prometheus.CounterVec // class, kind
 	Windows   *prometheus.CounterVec // outcome: closed, skipped
-	Watermark prometheus.Gauge
+	Watermark *prometheus.GaugeVec   // partition
 	Snapshots prometheus.Counter
 }
 
@@ -26,8 +26,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Anomaly events emitted, by class and kind."}, []string{"class", "kind"}),
 		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "detector_windows_total",
 			Help: "Evaluation windows closed or skipped over an event-time gap."}, []string{"outcome"}),
-		Watermark: prometheus.NewGauge(prometheus.GaugeOpts{Name: "detector_watermark_seconds",
-			Help: "Event time (Unix seconds) up to which windows are closed."}),
+		Watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "detector_watermark_seconds",
+			Help: "Event time (Unix seconds) up to which windows are closed, per flows partition."}, []string{"partition"}),
 		Snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "detector_snapshots_total",
 			Help: "Baseline snapshots emitted."}),
 	}

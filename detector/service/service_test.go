@@ -25,6 +25,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"engine: {window_seconds: 0}", "engine.window_seconds"},
 		{"engine: {lateness_seconds: 10}", "engine.lateness_seconds"},
 		{"engine: {allowlist: [10.0.0.1/8]}", "engine.allowlist[0]"},
+		{"engine: {partition_idle_seconds: 0}", "engine.partition_idle_seconds"},
 		{"baseline: {alpha: 2}", "baseline.alpha"},
 		{"baseline: {timezone: Mars/Base}", "baseline.timezone"},
 		{"classify: {classes: {syn_floood: {start: 3}}}", "classify.classes.syn_floood"},

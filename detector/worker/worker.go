@@ -228,6 +228,12 @@ func (w *Worker) assign(ctx context.Context, gen *kafka.Generation) error {
 		w.owned[p] = true
 		w.mu.Unlock()
 	}
+	w.mu.Lock()
+	for p := range assigned {
+		// Idle timeouts count from now, not from the state restore.
+		w.eng.Assign(int32(p))
+	}
+	w.mu.Unlock()
 	w.m.Partitions.Set(float64(len(assigned)))
 	w.log.Info("generation", "id", gen.ID, "partitions", slices.Sorted(maps.Keys(assigned)))
 	w.ready.Store(true)

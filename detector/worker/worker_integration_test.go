@@ -53,7 +53,7 @@ func newEnv(t *testing.T, parts int) *env {
 	return e
 }
 
-func (e *env) worker(t *testing.T, name string) (*Worker, context.CancelFunc, chan error) {
+func (e *env) worker(t *testing.T, name string, mods ...func(*Config, *engine.Config)) (*Worker, context.CancelFunc, chan error) {
 	cfg := DefaultConfig()
 	cfg.Group, cfg.Topics, cfg.StartOffset = e.group, e.topics, "first"
 	cfg.CheckpointSeconds, cfg.SessionTimeoutSeconds, cfg.HeartbeatSeconds, cfg.FetchMaxWaitMs = 1, 6, 1, 50
@@ -61,6 +61,9 @@ func (e *env) worker(t *testing.T, name string) (*Worker, context.CancelFunc, ch
 	kc.Brokers = e.brokers
 	ecfg, bcfg, ccfg := engine.DefaultConfig(), baseline.DefaultConfig(), classify.DefaultConfig()
 	ecfg.LatenessSeconds = 2
+	for _, m := range mods {
+		m(&cfg, &ecfg)
+	}
 	bcfg.WarmupWindows = warmWins
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("worker", name)
 	w, err := New(cfg, kc, log, prometheus.NewRegistry(), func(s engine.Sink) (*engine.Engine, error) {
@@ -279,5 +282,201 @@ func TestIntegrationRebalanceResumesFromCheckpoint(t *testing.T) {
 		if ev.Subnet != victim {
 			t.Errorf("unexpected event for %s: %s %s", ev.Subnet, ev.Kind, ev.Class)
 		}
+	}
+}
+
+// committedBehind returns, per flows partition in parts, how many messages
+// lie between the group's committed offset and the end of the partition:
+// what the next owner replays.
+func (e *env) committedBehind(t *testing.T, parts []int) map[int]int64 {
+	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
+	ctx := context.Background()
+	of, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: e.group, Topics: map[string][]int{e.topics.Flows: parts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, p := range parts {
+		reqs = append(reqs, kafka.LastOffsetOf(p))
+	}
+	lo, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{e.topics.Flows: reqs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := map[int]int64{}
+	for _, po := range lo.Topics[e.topics.Flows] {
+		end[po.Partition] = po.LastOffset
+	}
+	out := map[int]int64{}
+	for _, po := range of.Topics[e.topics.Flows] {
+		out[po.Partition] = end[po.Partition] - max(po.CommittedOffset, 0)
+	}
+	return out
+}
+
+// A worker killed between checkpoints leaves flows after its last commit;
+// the survivor, whose own partitions are a minute of event time further,
+// replays them from the commit. With a watermark per partition none of the
+// replayed flows is late and the restored baselines learn from them.
+func TestIntegrationHandoverReplayNotLate(t *testing.T) {
+	e := newEnv(t, 4)
+	// a checkpoints rarely, so the kill lands between two checkpoints.
+	a, _, aDone := e.worker(t, "a", func(c *Config, _ *engine.Config) { c.CheckpointSeconds = 6 })
+	b, _, _ := e.worker(t, "b")
+	waitFor(t, "both workers assigned", 40*time.Second, func() bool {
+		return len(a.Partitions()) > 0 && len(b.Partitions()) > 0 && len(a.Partitions())+len(b.Partitions()) == 4
+	})
+	gens := map[string]*synth.Gen{}
+	for i := 0; i < 8; i++ {
+		s := fmt.Sprintf("198.51.%d.0/24", 100+i)
+		gens[s] = synth.New(s, fmt.Sprintf("cust%d", i), uint64(i))
+	}
+	tt := t0
+	second := func() {
+		m := map[string][]*pb.Flow{}
+		for s, g := range gens {
+			m[s] = g.Normal(tt, basePps, pktPerFlow)
+		}
+		e.produce(t, m)
+		tt += sec
+	}
+	for tt < t0+warmWins*10*sec+20*sec {
+		second()
+	}
+	aParts := a.Partitions()
+	var victim string
+	waitFor(t, "a warm subnet", 40*time.Second, func() bool {
+		for s := range gens {
+			a.Engine(func(en *engine.Engine) {
+				if en.Warm(s, pb.Direction_DIRECTION_INBOUND) {
+					victim = s
+				}
+			})
+		}
+		return victim != ""
+	})
+	warmAt := time.Now()
+	waitFor(t, "a checkpoint after warm-up", 15*time.Second, func() bool { return a.LastCheckpoint().After(warmAt) })
+	// A minute more, read by both workers, then a dies before its next
+	// checkpoint.
+	for end := tt + 60*sec; tt < end; {
+		second()
+	}
+	last := tt - sec
+	caughtUp := func(w *Worker, parts []int) func() bool {
+		return func() bool {
+			ok := true
+			w.Engine(func(en *engine.Engine) {
+				for _, p := range parts {
+					if m, _ := en.Watermark(int32(p)); m < last {
+						ok = false
+					}
+				}
+			})
+			return ok
+		}
+	}
+	waitFor(t, "a read the minute", 20*time.Second, caughtUp(a, aParts))
+	if time.Since(a.LastCheckpoint()) > 5*time.Second {
+		t.Fatalf("a's next checkpoint is due; the kill would not land between checkpoints")
+	}
+	a.Kill()
+	select {
+	case <-aDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("killed worker did not stop")
+	}
+	behind := e.committedBehind(t, aParts)
+	var replay int64
+	for _, n := range behind {
+		replay += n
+	}
+	if replay == 0 {
+		t.Fatalf("a committed everything before the kill (%v): nothing to replay", behind)
+	}
+	var learnedBefore uint32
+	a.Engine(func(en *engine.Engine) { learnedBefore = en.Learned(victim, pb.Direction_DIRECTION_INBOUND) })
+	waitFor(t, "b owns every partition", 40*time.Second, func() bool { return len(b.Partitions()) == 4 })
+	waitFor(t, "b replayed a's partitions", 30*time.Second, caughtUp(b, aParts))
+	var late uint64
+	var learned uint32
+	b.Engine(func(en *engine.Engine) {
+		late = en.Dropped("late")
+		learned = en.Learned(victim, pb.Direction_DIRECTION_INBOUND)
+	})
+	t.Logf("b replayed %d messages of a's partitions %v; late drops %d; %s learned %d windows (a had %d)",
+		replay, aParts, late, victim, learned, learnedBefore)
+	if late != 0 {
+		t.Errorf("b dropped %d replayed flows as late", late)
+	}
+	// The replay re-learns what a learned after its last checkpoint (the
+	// first window after a restore is not learned).
+	if learned+2 < learnedBefore {
+		t.Errorf("%s: b learned %d windows after the replay, a had %d", victim, learned, learnedBefore)
+	}
+}
+
+// Baseline snapshots reach the baselines topic, keyed by subnet, with the
+// learned expectation, spread, last observed value and p95 of each metric.
+func TestIntegrationSnapshotsPublished(t *testing.T) {
+	e := newEnv(t, 2)
+	e.worker(t, "snap", func(_ *Config, ec *engine.Config) { ec.SnapshotSeconds = 60 })
+	g := synth.New("203.0.113.0/24", "acme", 61)
+	subnet := g.Subnet.String()
+	for tt := t0; tt < t0+200*sec; tt += sec {
+		e.produce(t, map[string][]*pb.Flow{subnet: g.Normal(tt, basePps, pktPerFlow)})
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: e.topics.Baselines, Partition: 0,
+		MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var snaps []*pb.BaselineSnapshot
+	// Event time runs t0..t0+200 s: snapshots close at +60, +120, +180 s.
+	for len(snaps) < 3 {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("after %d snapshots: %v", len(snaps), err)
+		}
+		s := &pb.BaselineSnapshot{}
+		if err := proto.Unmarshal(m.Value, s); err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Key) != s.Subnet {
+			t.Errorf("message key %q, subnet %q", m.Key, s.Subnet)
+		}
+		snaps = append(snaps, s)
+	}
+	for i, s := range snaps {
+		if s.Subnet != subnet || s.Customer != "acme" || s.Direction != pb.Direction_DIRECTION_INBOUND || s.Detector != "snap" {
+			t.Fatalf("snapshot %d: %s %s %s %s", i, s.Subnet, s.Customer, s.Direction, s.Detector)
+		}
+		if want := uint64(t0 + int64(i+1)*60*sec); s.TimeNs != want {
+			t.Errorf("snapshot %d at %d, want %d", i, s.TimeNs, want)
+		}
+	}
+	last := snaps[2]
+	byName := map[string]*pb.BaselineMetric{}
+	for _, m := range last.Metrics {
+		byName[m.Metric] = m
+	}
+	if len(last.Metrics) != 12 || byName["pps"] == nil || byName["bps"] == nil {
+		t.Fatalf("metrics %v", last.Metrics)
+	}
+	pps := byName["pps"]
+	t.Logf("pps at +180 s: expected %.0f spread %.0f observed %.0f p95 %.0f samples %d", pps.Expected, pps.Spread, pps.Observed, pps.P95, pps.Samples)
+	near := func(v, want float64) bool { return v > 0.8*want && v < 1.25*want }
+	if !near(pps.Expected, basePps) || !near(pps.Observed, basePps) || pps.Spread <= 0 || pps.Spread > 0.5*basePps {
+		t.Errorf("pps expected %.0f spread %.0f observed %.0f, want about %.0f", pps.Expected, pps.Spread, pps.Observed, basePps)
+	}
+	if pps.P95 < pps.Observed*0.9 || !near(pps.P95, basePps) {
+		t.Errorf("pps p95 %.0f, observed %.0f", pps.P95, pps.Observed)
+	}
+	// 17 windows closed by +180 s (the first at t0): all learned.
+	if pps.Samples < 15 || pps.Samples > 18 {
+		t.Errorf("samples %d, want about 17", pps.Samples)
+	}
+	if byName["flows"].Expected < 0.8*basePps/pktPerFlow {
+		t.Errorf("flows expected %.1f, want about %.0f", byName["flows"].Expected, basePps/pktPerFlow)
 	}
 }

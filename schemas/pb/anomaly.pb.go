@@ -565,8 +565,11 @@ type Mitigation struct {
 	TcpFlags        string                 `protobuf:"bytes,7,opt,name=tcp_flags,json=tcpFlags,proto3" json:"tcp_flags,omitempty"` // e.g. "syn&!ack"
 	Action          string                 `protobuf:"bytes,8,opt,name=action,proto3" json:"action,omitempty"`                     // "discard" or "rate-limit <bps>"
 	Description     string                 `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`           // human-readable rule
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Source of outbound traffic to filter (a customer host scanning or
+	// flooding the Internet, or the whole subnet); empty for inbound.
+	SrcPrefix     string `protobuf:"bytes,10,opt,name=src_prefix,json=srcPrefix,proto3" json:"src_prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Mitigation) Reset() {
@@ -662,6 +665,13 @@ func (x *Mitigation) GetDescription() string {
 	return ""
 }
 
+func (x *Mitigation) GetSrcPrefix() string {
+	if x != nil {
+		return x.SrcPrefix
+	}
+	return ""
+}
+
 var File_anomaly_proto protoreflect.FileDescriptor
 
 const file_anomaly_proto_rawDesc = "" +
@@ -721,7 +731,7 @@ const file_anomaly_proto_rawDesc = "" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x18\n" +
 	"\apackets\x18\x03 \x01(\x04R\apackets\x12\x14\n" +
 	"\x05flows\x18\x04 \x01(\x04R\x05flows\x12\x14\n" +
-	"\x05share\x18\x05 \x01(\x01R\x05share\"\xb2\x02\n" +
+	"\x05share\x18\x05 \x01(\x01R\x05share\"\xd1\x02\n" +
 	"\n" +
 	"Mitigation\x12\x1d\n" +
 	"\n" +
@@ -733,7 +743,10 @@ const file_anomaly_proto_rawDesc = "" +
 	"\x11packet_length_max\x18\x06 \x01(\rR\x0fpacketLengthMax\x12\x1b\n" +
 	"\ttcp_flags\x18\a \x01(\tR\btcpFlags\x12\x16\n" +
 	"\x06action\x18\b \x01(\tR\x06action\x12 \n" +
-	"\vdescription\x18\t \x01(\tR\vdescription*`\n" +
+	"\vdescription\x18\t \x01(\tR\vdescription\x12\x1d\n" +
+	"\n" +
+	"src_prefix\x18\n" +
+	" \x01(\tR\tsrcPrefix*`\n" +
 	"\bSeverity\x12\x14\n" +
 	"\x10SEVERITY_UNKNOWN\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x14\n" +
