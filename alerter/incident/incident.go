@@ -106,6 +106,7 @@ type TopItem struct {
 // Mitigation is the suggested FlowSpec-like rule.
 type Mitigation struct {
 	DstPrefix       string   `json:"dst_prefix,omitempty"`
+	SrcPrefix       string   `json:"src_prefix,omitempty"` // outbound: the customer host or subnet sending
 	Protocols       []uint32 `json:"protocols,omitempty"`
 	SrcPorts        []uint32 `json:"src_ports,omitempty"`
 	DstPorts        []uint32 `json:"dst_ports,omitempty"`
@@ -336,7 +337,7 @@ func convertFingerprint(fp *pb.Fingerprint) Fingerprint {
 		TopDestinations: items(fp.GetTopDestinations()), DistinctSources: fp.GetDistinctSources(),
 		DistinctDestinations: fp.GetDistinctDestinations(),
 		Mitigation: Mitigation{DstPrefix: m.GetDstPrefix(), Protocols: m.GetProtocols(), SrcPorts: m.GetSrcPorts(),
-			DstPorts: m.GetDstPorts(), PacketLengthMin: m.GetPacketLengthMin(), PacketLengthMax: m.GetPacketLengthMax(),
+			DstPorts: m.GetDstPorts(), SrcPrefix: m.GetSrcPrefix(), PacketLengthMin: m.GetPacketLengthMin(), PacketLengthMax: m.GetPacketLengthMax(),
 			TCPFlags: m.GetTcpFlags(), Action: m.GetAction(), Description: m.GetDescription()},
 	}
 }

@@ -149,10 +149,13 @@ func MitigationText(m incident.Mitigation) string {
 	if m.Description != "" {
 		return m.Description
 	}
-	if m.DstPrefix == "" && m.Action == "" {
+	if m.DstPrefix == "" && m.SrcPrefix == "" && m.Action == "" {
 		return ""
 	}
 	var parts []string
+	if m.SrcPrefix != "" {
+		parts = append(parts, "src "+m.SrcPrefix)
+	}
 	if m.DstPrefix != "" {
 		parts = append(parts, "dst "+m.DstPrefix)
 	}
