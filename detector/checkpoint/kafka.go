@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -42,20 +43,9 @@ func Messages(recs []Record) []kafka.Message {
 func Load(ctx context.Context, brokers []string, dialer *kafka.Dialer, transport *kafka.Transport, topic string, p int,
 	apply func(key string, value []byte) error) (n, bad int, err error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport, Timeout: 20 * time.Second}
-	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
-		topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)}}})
+	first, last, err := offsets(ctx, client, topic, p)
 	if err != nil {
-		return 0, 0, fmt.Errorf("checkpoint: offsets of %s[%d]: %w", topic, p, err)
-	}
-	var first, last int64 = -1, -1
-	for _, po := range resp.Topics[topic] {
-		if po.Partition != p {
-			continue
-		}
-		if po.Error != nil {
-			return 0, 0, fmt.Errorf("checkpoint: offsets of %s[%d]: %w", topic, p, po.Error)
-		}
-		first, last = po.FirstOffset, po.LastOffset
+		return 0, 0, err
 	}
 	if first < 0 || last <= first {
 		return 0, 0, nil
@@ -83,4 +73,50 @@ func Load(ctx context.Context, brokers []string, dialer *kafka.Dialer, transport
 			return n, bad, nil
 		}
 	}
+}
+
+// offsets returns the first and last offsets of topic[p]. Right after a
+// topic is created or a leader moves, the broker answers "not leader" for
+// a moment: such temporary errors are retried (with a bound) rather than
+// failing the assignment, which would restart the worker.
+func offsets(ctx context.Context, client *kafka.Client, topic string, p int) (first, last int64, err error) {
+	delay := offsetRetry.first
+	for i := 0; ; i++ {
+		first, last, err = listOffsets(ctx, client, topic, p)
+		var kerr kafka.Error
+		if err == nil || i == offsetRetry.attempts-1 || !errors.As(err, &kerr) || !kerr.Temporary() {
+			return first, last, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, offsetRetry.max)
+	}
+}
+
+// offsetRetry bounds offsets' retries: about 30 s in all.
+var offsetRetry = struct {
+	attempts   int
+	first, max time.Duration
+}{20, 100 * time.Millisecond, 2 * time.Second}
+
+func listOffsets(ctx context.Context, client *kafka.Client, topic string, p int) (first, last int64, err error) {
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)}}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("checkpoint: offsets of %s[%d]: %w", topic, p, err)
+	}
+	first, last = -1, -1
+	for _, po := range resp.Topics[topic] {
+		if po.Partition != p {
+			continue
+		}
+		if po.Error != nil {
+			return 0, 0, fmt.Errorf("checkpoint: offsets of %s[%d]: %w", topic, p, po.Error)
+		}
+		first, last = po.FirstOffset, po.LastOffset
+	}
+	return first, last, nil
 }
