@@ -4,17 +4,15 @@ package chclient
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/packetworks/flowsentry/schemas/secret"
+	"github.com/packetworks/flowsentry/schemas/tlsconfig"
 )
 
 // Config is the YAML "clickhouse" section.
@@ -28,14 +26,7 @@ type Config struct {
 }
 
 // TLS for the native protocol (ClickHouse's tcp_port_secure).
-type TLS struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+type TLS = tlsconfig.Config
 
 // Default is the local server with the services' writer user.
 func Default() Config {
@@ -61,9 +52,7 @@ func (c Config) Validate(prefix string) error {
 	if c.Username == "" {
 		errs = append(errs, fmt.Errorf("%s.username: required", prefix))
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		errs = append(errs, fmt.Errorf("%s.tls.cert_file/key_file: set both or neither", prefix))
-	}
+	errs = append(errs, c.TLS.Validate(prefix+".tls"))
 	if c.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%s.dial_timeout: must not be negative", prefix))
 	}
@@ -82,29 +71,11 @@ func (c Config) Options(prefix string) (*clickhouse.Options, error) {
 		DialTimeout: c.DialTimeout,
 		Compression: &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 	}
-	if c.TLS.Enabled {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLS.ServerName,
-			InsecureSkipVerify: c.TLS.InsecureSkipVerify} //nolint:gosec // operator's explicit choice
-		if c.TLS.CAFile != "" {
-			pem, err := os.ReadFile(c.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s.tls.ca_file: %w", prefix, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s.tls.ca_file: no PEM certificate in %s", prefix, c.TLS.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if c.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("%s.tls.cert_file: %w", prefix, err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		opts.TLS = tc
+	tc, err := c.TLS.Build(prefix + ".tls")
+	if err != nil {
+		return nil, err
 	}
+	opts.TLS = tc
 	return opts, nil
 }
 

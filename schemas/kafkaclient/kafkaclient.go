@@ -5,14 +5,13 @@ package kafkaclient
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/packetworks/flowsentry/schemas/secret"
+	"github.com/packetworks/flowsentry/schemas/tlsconfig"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -28,14 +27,7 @@ type Config struct {
 }
 
 // TLS configures encryption to the brokers.
-type TLS struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-}
+type TLS = tlsconfig.Config
 
 // SASL configures authentication. Mechanism: "", "plain", "scram-sha-256"
 // or "scram-sha-512".
@@ -62,13 +54,7 @@ func (c Config) Validate(prefix string) error {
 			errs = append(errs, fmt.Errorf("%s.brokers[%d]: %q is not host:port", prefix, i, b))
 		}
 	}
-	tl := c.TLS
-	if !tl.Enabled && (tl.CAFile != "" || tl.CertFile != "" || tl.KeyFile != "") {
-		errs = append(errs, fmt.Errorf("%s.tls.enabled: files are set but TLS is not enabled", prefix))
-	}
-	if (tl.CertFile == "") != (tl.KeyFile == "") {
-		errs = append(errs, fmt.Errorf("%s.tls.cert_file/key_file: set both or neither", prefix))
-	}
+	errs = append(errs, c.TLS.Validate(prefix+".tls"))
 	switch strings.ToLower(c.SASL.Mechanism) {
 	case "":
 	case "plain", "scram-sha-256", "scram-sha-512":
@@ -93,29 +79,11 @@ type Security struct {
 // Resolve loads certificates and secrets.
 func (c Config) Resolve(prefix string) (Security, error) {
 	var s Security
-	if c.TLS.Enabled {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLS.ServerName,
-			InsecureSkipVerify: c.TLS.InsecureSkipVerify} //nolint:gosec // operator's explicit choice
-		if c.TLS.CAFile != "" {
-			pem, err := os.ReadFile(c.TLS.CAFile)
-			if err != nil {
-				return s, fmt.Errorf("%s.tls.ca_file: %w", prefix, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return s, fmt.Errorf("%s.tls.ca_file: no PEM certificate in %s", prefix, c.TLS.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if c.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-			if err != nil {
-				return s, fmt.Errorf("%s.tls.cert_file: %w", prefix, err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		s.TLS = tc
+	tc, err := c.TLS.Build(prefix + ".tls")
+	if err != nil {
+		return s, err
 	}
+	s.TLS = tc
 	if c.SASL.Mechanism != "" {
 		pw, err := c.SASL.Password.Resolve(prefix + ".sasl.password")
 		if err != nil {
