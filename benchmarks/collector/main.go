@@ -12,7 +12,7 @@
 // encoding; the writer discards them, or with -kafka really produces them);
 // goflow2, the data records and flow samples its decoder metrics report.
 //
-// Usage (from benchmarks/): go run ./collector [-duration 10s] [-protocols v9,ipfix,sflow] [-kafka 127.0.0.1:9092] [-dump dir]
+// Usage (from benchmarks/): go run ./collector [-duration 10s] [-protocols v9,ipfix,sflow] [-kafka 127.0.0.1:9092] [-dump dir] [-json file]
 package main
 
 import (
@@ -55,6 +55,7 @@ func main() {
 	protocols := flag.String("protocols", "v9,ipfix,sflow", "protocols to replay")
 	dump := flag.String("dump", "", "write the replayed datagrams to this directory")
 	goflow2 := flag.String("goflow2", "", "goflow2 binary (default: go build the tool from go.mod)")
+	jsonOut := flag.String("json", "", "also write every result line as a JSON array to this file (read by benchmarks/report)")
 	flag.Parse()
 	if *serve != "" {
 		if err := serveOurs(*serve, *kafkaAddr, *topic); err != nil {
@@ -66,6 +67,16 @@ func main() {
 	if err := bench(*duration, strings.Split(*protocols, ","), *dump, *goflow2, *kafkaAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "collector-bench:", err)
 		os.Exit(1)
+	}
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(results, "", "  ") // fails on NaN/Inf (no CPU time measured)
+		if err == nil {
+			err = os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "collector-bench:", err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -394,8 +405,23 @@ func bench(d time.Duration, protos []string, dump, gf2, kafka string) error {
 	return nil
 }
 
+// jsonResult is one printed result line, for -json.
+type jsonResult struct {
+	Protocol           string  `json:"protocol"`
+	Collector          string  `json:"collector"`
+	Flows              int64   `json:"flows"`
+	CPUSeconds         float64 `json:"cpu_seconds"`
+	FlowsPerCPUSecond  float64 `json:"flows_per_cpu_second"`
+	SentFlowsPerSecond float64 `json:"sent_flows_per_second"`
+	WallSeconds        float64 `json:"wall_seconds"`
+}
+
+var results []jsonResult
+
 func report(p string, r result) result {
 	r.flowsPerCS = float64(r.flows) / r.cpu.Seconds()
+	results = append(results, jsonResult{Protocol: p, Collector: r.name, Flows: r.flows, CPUSeconds: r.cpu.Seconds(),
+		FlowsPerCPUSecond: r.flowsPerCS, SentFlowsPerSecond: float64(r.sentFlows) / r.wall.Seconds(), WallSeconds: r.wall.Seconds()})
 	fmt.Printf("%-8s %-18s %12d %10s %14.0f %16.0f\n", p, r.name, r.flows, r.cpu.Round(10*time.Millisecond), r.flowsPerCS, float64(r.sentFlows)/r.wall.Seconds())
 	return r
 }
