@@ -38,7 +38,7 @@ type Config struct {
 
 // Default returns the configuration used for keys a file leaves out.
 func Default() Config {
-	return Config{LogLevel: "info", HTTPAddr: ":9102", Kafka: kafkaclient.Default(), Worker: worker.DefaultConfig(),
+	return Config{LogLevel: "info", HTTPAddr: ":9103", Kafka: kafkaclient.Default(), Worker: worker.DefaultConfig(),
 		Engine: engine.DefaultConfig(), Baseline: baseline.DefaultConfig(), Classify: classify.DefaultConfig()}
 }
 
