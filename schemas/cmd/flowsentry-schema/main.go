@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/packetworks/flowsentry/schemas/chclient"
+	"github.com/packetworks/flowsentry/schemas/config"
 	"github.com/packetworks/flowsentry/schemas/kafkaclient"
 	"github.com/packetworks/flowsentry/schemas/migrations"
 	"github.com/packetworks/flowsentry/schemas/secret"
 	"github.com/packetworks/flowsentry/schemas/topics"
 	"github.com/segmentio/kafka-go"
+	"gopkg.in/yaml.v3"
 )
 
 func main() {
@@ -35,8 +37,20 @@ func main() {
 	case "topics":
 		fs := flag.NewFlagSet("topics", flag.ExitOnError)
 		brokers := fs.String("brokers", "127.0.0.1:9092", "comma-separated bootstrap brokers")
+		replication := fs.Int("replication", 1, "replication factor of new topics (3 in production)")
+		kafkaConfig := fs.String("kafka-config", "", "YAML file holding a kafka section (brokers, tls, sasl) as the services use; overrides -brokers")
 		_ = fs.Parse(os.Args[2:])
-		err = createTopics(ctx, strings.Split(*brokers, ","), log)
+		kc := kafkaclient.Default()
+		kc.Brokers = strings.Split(*brokers, ",")
+		if *kafkaConfig != "" {
+			err = loadKafkaSection(*kafkaConfig, &kc)
+		}
+		if err == nil && *replication < 1 {
+			err = fmt.Errorf("-replication: %d is not >= 1", *replication)
+		}
+		if err == nil {
+			err = createTopics(ctx, kc, int16(*replication), log)
+		}
 	case "migrate":
 		fs := flag.NewFlagSet("migrate", flag.ExitOnError)
 		addr := fs.String("addr", "127.0.0.1:9000", "ClickHouse native host:port")
@@ -63,15 +77,19 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: flowsentry-schema topics [-brokers h:p] | migrate [-addr h:p -user u] | list")
+	fmt.Fprintln(os.Stderr, "usage: flowsentry-schema topics [-brokers h:p] [-replication n] [-kafka-config f.yaml] | migrate [-addr h:p -user u] | list")
 	os.Exit(2)
 }
 
 // createTopics creates every missing topic; existing ones are left as they
 // are (a partition count is never lowered).
-func createTopics(ctx context.Context, brokers []string, log *slog.Logger) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second,
-		Transport: kafkaclient.Security{}.Transport("flowsentry-schema")}
+func createTopics(ctx context.Context, kc kafkaclient.Config, replication int16, log *slog.Logger) error {
+	sec, err := kc.Resolve("kafka")
+	if err != nil {
+		return err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 30 * time.Second,
+		Transport: sec.Transport("flowsentry-schema")}
 	var cfgs []kafka.TopicConfig
 	for _, t := range topics.All() {
 		entries := []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(t.RetentionMs, 10)}}
@@ -79,7 +97,7 @@ func createTopics(ctx context.Context, brokers []string, log *slog.Logger) error
 			entries = append(entries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
 		}
 		cfgs = append(cfgs, kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions,
-			ReplicationFactor: 1, ConfigEntries: entries})
+			ReplicationFactor: int(replication), ConfigEntries: entries})
 	}
 	// The broker may still be electing its controller: retry for a while.
 	var lastErr error
@@ -134,4 +152,26 @@ func migrate(ctx context.Context, addr, user, pwEnv string, log *slog.Logger) er
 	}
 	log.Info("migrations up to date", "applied_now", len(applied))
 	return nil
+}
+
+// loadKafkaSection reads only the "kafka" section of a service's config file
+// (the other sections belong to that service), strictly.
+func loadKafkaSection(path string, kc *kafkaclient.Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("-kafka-config: %w", err)
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("-kafka-config %s: %w", path, err)
+	}
+	node, ok := doc["kafka"]
+	if !ok {
+		return fmt.Errorf("-kafka-config %s: no kafka section", path)
+	}
+	out, _ := yaml.Marshal(&node)
+	if err := config.Decode(out, kc); err != nil {
+		return fmt.Errorf("-kafka-config %s: kafka section: %w", path, err)
+	}
+	return kc.Validate("kafka")
 }
