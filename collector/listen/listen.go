@@ -145,7 +145,10 @@ func (s *Socket) Serve(h Handler) error {
 				return nil
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				deadline = s.tick(h, now, time.Time{})
+				// Pass the expired deadline: tick must re-arm or clear it,
+				// or every later read fails at once and the loop spins
+				// without ever reading again.
+				deadline = s.tick(h, now, deadline)
 				continue
 			}
 			s.readErrs.Inc()
