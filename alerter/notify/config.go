@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"os"
 	"regexp"
@@ -137,6 +138,8 @@ func (c ReceiverConfig) Validate(key string) error {
 			}
 			if s.From == "" {
 				errs = append(errs, fmt.Errorf("%s.customer.smtp.from: required", key))
+			} else if _, err := mail.ParseAddress(s.From); err != nil {
+				errs = append(errs, fmt.Errorf("%s.customer.smtp.from: %q is not an e-mail address: %v", key, s.From, err))
 			}
 			if s.Username != "" && s.Password.IsZero() {
 				errs = append(errs, fmt.Errorf("%s.customer.smtp.password: set env or file when username is set", key))

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"net"
+	"net/mail"
 	"net/smtp"
 	"net/textproto"
 	"strings"
@@ -93,7 +94,13 @@ func (s *SMTP) Send(ctx context.Context, m Mail) error {
 			return smtpError("AUTH", err)
 		}
 	}
-	if err := c.Mail(s.From); err != nil {
+	// The envelope sender is the bare address; the header keeps the display
+	// name ("PacketWorks NOC <noc@...>"), which MAIL FROM would refuse.
+	envelope := s.From
+	if a, err := mail.ParseAddress(s.From); err == nil {
+		envelope = a.Address
+	}
+	if err := c.Mail(envelope); err != nil {
 		return smtpError("MAIL FROM", err)
 	}
 	for _, to := range m.To {

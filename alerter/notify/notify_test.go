@@ -315,7 +315,7 @@ func TestCustomerMailAndWebhook(t *testing.T) {
 	}
 	c := &notify.Customer{Directory: dir, UseWebhook: true, Company: "PacketWorks",
 		NOC:  notify.NOC{Name: "PacketWorks NOC", Phone: "+44 20 7946 0000", Email: "noc@packetworks.example"},
-		Mail: &notify.SMTP{Addr: relay.Addr, From: "alerts@packetworks.example", TLS: &tls.Config{RootCAs: relay.CA, ServerName: "localhost"}}}
+		Mail: &notify.SMTP{Addr: relay.Addr, From: "PacketWorks NOC <alerts@packetworks.example>", TLS: &tls.Config{RootCAs: relay.CA, ServerName: "localhost"}}}
 	policy := []struct {
 		cust, class, sev string
 		want             bool
@@ -357,7 +357,7 @@ func TestCustomerMailAndWebhook(t *testing.T) {
 	for _, w := range []string{"Subject: [PacketWorks] Possible attack on your network 203.0.113.0/24 (syn flood)",
 		"Hello ACME Corp", "What we saw", "a flood of TCP connection requests (a SYN flood) towards your addresses 203.0.113.0/24",
 		"What we are doing", "How to reach us", "+44 20 7946 0000", "reference inc-42", "Message-ID: <inc-42.firing@flowsentry>",
-		"Content-Type: text/plain; charset=utf-8"} {
+		"Content-Type: text/plain; charset=utf-8", "From: PacketWorks NOC <alerts@packetworks.example>"} {
 		if !strings.Contains(data, w) {
 			t.Errorf("mail lacks %q:\n%s", w, data)
 		}
