@@ -151,6 +151,9 @@ func (noTemplates) AddTemplate(uint16, uint32, uint16, interface{}) error { retu
 func (noTemplates) GetTemplates() netflow.FlowBaseTemplateSet             { return nil }
 
 func (d *Decoder) decodeNetFlow(pkt []byte) error {
+	if err := templatesFit(pkt); err != nil {
+		return d.fail(ReasonTemplate, err)
+	}
 	if binary.BigEndian.Uint16(pkt) == 9 && len(pkt) >= 20 {
 		// goflow2 reads at most "count" sets, but exporters disagree on
 		// what count counts (RFC 3954: records; softflowd: neither) and the
