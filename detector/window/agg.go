@@ -140,7 +140,14 @@ func (a *Agg) Fold(f *pb.Flow, sec int) {
 	src, dst := sketch.KeyOf(f.GetSrcAddr()), sketch.KeyOf(f.GetDstAddr())
 	a.TopSrc.Add(src, packets, bytes, 1)
 	a.TopDst.Add(dst, packets, bytes, 1)
-	a.TopSrcFlows.Add(src, 1, bytes, packets) // ranked by flows: Packets holds flows, Flows holds packets
+	// Ranked by flows: Packets holds flows, Flows holds packets as the
+	// exporter saw them, before sampling scaled them up: a scan probe is one
+	// or two packets per record whatever the router's sampling rate.
+	seen := packets
+	if r := f.GetSamplingRate(); f.GetSamplingApplied() && r > 1 {
+		seen = max(1, packets/float64(r))
+	}
+	a.TopSrcFlows.Add(src, 1, bytes, seen)
 	if pc == TCP || pc == UDP {
 		a.TopSrcPort.Add(f.GetSrcPort(), packets, bytes, 1)
 		a.TopDstPort.Add(f.GetDstPort(), packets, bytes, 1)
