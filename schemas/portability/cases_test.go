@@ -12,18 +12,20 @@ type portabilityCase struct {
 }
 
 // rows returns INSERTs tagged with marker (a unique customer id) so that a
-// run against the shared 18.16 server only sees its own rows.
+// run against the shared 18.16 server only sees its own rows. Their Kafka
+// partitions (65001, 65003) are beyond any real topic's, so the sink's
+// replay check can never mistake them for flows it already wrote.
 func rows(marker string) []string {
 	s := []string{
 		`INSERT INTO flowsentry.flows (time_received, time_flow_start, time_flow_end, flow_type, exporter, sampling_rate,
   src_addr, dst_addr, src_port, dst_port, proto, etype, tcp_flags, bytes, packets, customer, subnet, direction,
   kafka_partition, kafka_offset, kafka_index) VALUES
  ('2026-11-27 10:00:01', '2026-11-27 10:00:00', '2026-11-27 10:00:01', 'ipfix', toFixedString(IPv6StringToNum('::ffff:192.0.2.1'), 16), 100,
-  toFixedString(IPv6StringToNum('::ffff:198.51.100.7'), 16), toFixedString(IPv6StringToNum('::ffff:203.0.113.9'), 16), 443, 51000, 6, 2048, 2, 150000, 100, '@M', '203.0.113.0/24', 'inbound', 3, 42, 0),
+  toFixedString(IPv6StringToNum('::ffff:198.51.100.7'), 16), toFixedString(IPv6StringToNum('::ffff:203.0.113.9'), 16), 443, 51000, 6, 2048, 2, 150000, 100, '@M', '203.0.113.0/24', 'inbound', 65003, 42, 0),
  ('2026-11-27 10:00:02', '2026-11-27 10:00:01', '2026-11-27 10:00:02', 'netflow9', toFixedString(IPv6StringToNum('::ffff:192.0.2.1'), 16), 1,
-  toFixedString(IPv6StringToNum('2001:db8::1'), 16), toFixedString(IPv6StringToNum('2001:db8:100::5'), 16), 53, 33000, 17, 34525, 0, 3000, 2, '@M', '2001:db8:100::/48', 'inbound', 3, 43, 0),
+  toFixedString(IPv6StringToNum('2001:db8::1'), 16), toFixedString(IPv6StringToNum('2001:db8:100::5'), 16), 53, 33000, 17, 34525, 0, 3000, 2, '@M', '2001:db8:100::/48', 'inbound', 65003, 43, 0),
  ('2026-11-28 00:00:05', '2026-11-28 00:00:04', '2026-11-28 00:00:05', 'sflow5', toFixedString(IPv6StringToNum('::ffff:192.0.2.2'), 16), 512,
-  toFixedString(IPv6StringToNum('::ffff:203.0.113.9'), 16), toFixedString(IPv6StringToNum('::ffff:8.8.8.8'), 16), 40000, 22, 6, 2048, 18, 51200, 512, '@M', '203.0.113.0/24', 'outbound', 1, 7, 2)`,
+  toFixedString(IPv6StringToNum('::ffff:203.0.113.9'), 16), toFixedString(IPv6StringToNum('::ffff:8.8.8.8'), 16), 40000, 22, 6, 2048, 18, 51200, 512, '@M', '203.0.113.0/24', 'outbound', 65001, 7, 2)`,
 		`INSERT INTO flowsentry.alerts (incident_id, event_kind, event_seq, customer, subnet, direction, class, severity,
   started_at, updated_at, ended_at, metric, unit, observed, expected, score, peak_bps, peak_pps, total_bytes, total_packets, fingerprint, reason) VALUES
  ('@M-inc', 'start', 0, '@M', '203.0.113.0/24', 'inbound', 'syn_flood', 'critical', '2026-11-27 10:00:00', '2026-11-27 10:00:00', '1970-01-01 00:00:00', 'pps_syn', 'pps', 90000, 1000, 42.5, 0, 90000, 0, 0, '{"top_sources":[]}', ''),

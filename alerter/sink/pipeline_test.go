@@ -1,0 +1,320 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/packetworks/flowsentry/alerter/sink/rows"
+	"github.com/packetworks/flowsentry/alerter/sink/store"
+	"github.com/packetworks/flowsentry/schemas/pb"
+	"google.golang.org/protobuf/proto"
+)
+
+// memFlows is an in-memory flows table: it counts every (partition, offset,
+// index) written, so a test sees duplicates, and it can fail an insert after
+// writing part of it, as ClickHouse does when it dies between two day
+// partitions of one batch.
+type memFlows struct {
+	mu         sync.Mutex
+	count      map[[3]uint64]int
+	bytes      uint64
+	failNext   int  // fail this many inserts...
+	partial    int  // ...after writing this many rows of each
+	dataErr    bool // refuse rows whose customer is "bad" as invalid
+	heldCalls  int
+	heldRanges [][2]uint64
+}
+
+func newMemFlows() *memFlows { return &memFlows{count: map[[3]uint64]int{}} }
+
+func (m *memFlows) InsertFlows(_ context.Context, rs []rows.Flow) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dataErr {
+		for _, r := range rs {
+			if r.Customer == "bad" {
+				return &store.DataError{Err: errors.New("bad customer")}
+			}
+		}
+	}
+	n := len(rs)
+	fail := m.failNext > 0
+	if fail {
+		m.failNext--
+		n = min(m.partial, len(rs))
+	}
+	for _, r := range rs[:n] {
+		m.count[[3]uint64{uint64(r.KafkaPartition), r.KafkaOffset, uint64(r.KafkaIndex)}]++
+		m.bytes += r.Bytes
+	}
+	if fail {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+func (m *memFlows) HeldFlows(_ context.Context, ranges []store.Range, tmin, tmax time.Time, keys []store.Key) (map[store.Record]struct{}, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.heldCalls++
+	out := map[store.Record]struct{}{}
+	for _, r := range ranges {
+		m.heldRanges = append(m.heldRanges, [2]uint64{r.Lo, r.Hi})
+		for k := range m.count {
+			if k[0] == uint64(r.Partition) && k[1] >= r.Lo && k[1] <= r.Hi {
+				out[store.Record{Partition: r.Partition, Offset: k[1], Index: uint32(k[2])}] = struct{}{}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (m *memFlows) duplicates() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := 0
+	for _, c := range m.count {
+		if c > 1 {
+			d += c - 1
+		}
+	}
+	return d
+}
+
+type memDead struct {
+	mu sync.Mutex
+	dl []DeadLetter
+}
+
+func (d *memDead) Write(_ context.Context, dl []DeadLetter) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dl = append(d.dl, dl...)
+	return nil
+}
+
+// flowMessages makes n messages on partition p, perMsg flows each, 100 bytes
+// per flow, received at t0 + offset seconds.
+func flowMessages(t *testing.T, p int, from, n, perMsg int, t0 time.Time) []Message {
+	t.Helper()
+	var out []Message
+	for o := from; o < from+n; o++ {
+		fb := &pb.FlowBatch{Collector: "test"}
+		for i := 0; i < perMsg; i++ {
+			fb.Flows = append(fb.Flows, &pb.Flow{Type: pb.Flow_IPFIX, TimeReceivedNs: uint64(t0.Add(time.Duration(o) * time.Second).UnixNano()),
+				Bytes: 100, Packets: 1, Proto: 6, SrcAddr: []byte{192, 0, 2, 1}, DstAddr: []byte{203, 0, 113, byte(i)},
+				Customer: "acme", Subnet: "203.0.113.0/24", Direction: pb.Direction_DIRECTION_INBOUND})
+		}
+		v, err := proto.Marshal(fb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, Message{Topic: "flows", Partition: p, Offset: int64(o), Value: v})
+	}
+	return out
+}
+
+type commits struct {
+	mu   sync.Mutex
+	last map[int]int64
+	// crashAfter: the nth commit (1-based) and every later one fail as a
+	// crash would: the batch is in ClickHouse, the offset is not in Kafka.
+	crashAfter int
+	n          int
+}
+
+func (c *commits) commit(_ context.Context, offs map[int]int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	if c.crashAfter > 0 && c.n >= c.crashAfter {
+		return errStopped
+	}
+	if c.last == nil {
+		c.last = map[int]int64{}
+	}
+	for p, o := range offs {
+		c.last[p] = o
+	}
+	return nil
+}
+
+func testConfig(maxRows int) Config {
+	c := DefaultConfig()
+	c.Batch.MaxRows = maxRows
+	c.Batch.MaxWait = 20 * time.Millisecond
+	c.Retry.InitialBackoff = time.Millisecond
+	c.Retry.MaxBackoff = 5 * time.Millisecond
+	return c
+}
+
+// runPipeline feeds msgs to a fresh pipeline (a fresh assignment) and stops
+// it when every message is committed or the pipeline stops by itself.
+func runPipeline(t *testing.T, cfg Config, st FlowStore, dead DeadLetters, c *commits, msgs []Message) error {
+	t.Helper()
+	p := newPipeline[rows.Flow]("flows", FlowsTable{Store: st}, cfg, dead, c.commit, NewMetrics(nil), newOffsets(),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in := make(chan decoded[rows.Flow], len(msgs))
+	for _, m := range msgs {
+		in <- p.decode(m)
+	}
+	want := map[int]int64{}
+	for _, m := range msgs {
+		want[m.Partition] = max(want[m.Partition], m.Offset+1)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.run(ctx, in) }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+		c.mu.Lock()
+		all := true
+		for part, o := range want {
+			if c.last[part] != o {
+				all = false
+			}
+		}
+		c.mu.Unlock()
+		if all {
+			cancel()
+			<-done
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("timeout: committed %v, want %v", c.last, want)
+		}
+	}
+}
+
+func TestPipelineExactlyOnce(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 23, 59, 30, 0, time.UTC) // batches cross midnight
+	msgs := append(flowMessages(t, 0, 0, 60, 3, t0), flowMessages(t, 1, 0, 40, 2, t0)...)
+	const wantRows = 60*3 + 40*2
+	for _, tc := range []struct {
+		name string
+		// setup prepares the store and the first run's commits.
+		crashAfter    int
+		failNext      int
+		partial       int
+		wantSkipped   bool
+		wantHeldCalls bool
+	}{
+		{name: "clean run", wantHeldCalls: true},
+		{name: "crash after insert before commit", crashAfter: 3, wantSkipped: true, wantHeldCalls: true},
+		{name: "crash at first commit", crashAfter: 1, wantSkipped: true, wantHeldCalls: true},
+		{name: "insert fails half-way then succeeds", failNext: 2, partial: 7, wantSkipped: true, wantHeldCalls: true},
+		{name: "insert fails before writing", failNext: 3, partial: 0, wantHeldCalls: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newMemFlows()
+			st.failNext, st.partial = tc.failNext, tc.partial
+			c := &commits{crashAfter: tc.crashAfter}
+			err := runPipeline(t, testConfig(50), st, &memDead{}, c, msgs)
+			if tc.crashAfter > 0 {
+				if !errors.Is(err, errStopped) {
+					t.Fatalf("first run: want a crash, got %v", err)
+				}
+				// Restart: the group hands the partitions out again from the
+				// last committed offsets.
+				var replay []Message
+				for _, m := range msgs {
+					if next, ok := c.last[m.Partition]; !ok || m.Offset >= next {
+						replay = append(replay, m)
+					}
+				}
+				c.crashAfter = 0
+				err = runPipeline(t, testConfig(50), st, &memDead{}, c, replay)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := st.duplicates(); d != 0 {
+				t.Fatalf("%d rows written twice", d)
+			}
+			if len(st.count) != wantRows || st.bytes != wantRows*100 {
+				t.Fatalf("rows %d bytes %d, want %d rows %d bytes", len(st.count), st.bytes, wantRows, wantRows*100)
+			}
+			if c.last[0] != 60 || c.last[1] != 40 {
+				t.Fatalf("committed %v, want partition 0 at 60 and 1 at 40", c.last)
+			}
+			if tc.wantHeldCalls && st.heldCalls == 0 {
+				t.Fatal("the replay check never asked the store")
+			}
+		})
+	}
+}
+
+// TestPipelineChecksOnlyTheReplayWindow: once a partition's first
+// replay_check_rows rows are past, batches go straight to the insert.
+func TestPipelineChecksOnlyTheReplayWindow(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	msgs := flowMessages(t, 0, 0, 100, 1, t0)
+	st := newMemFlows()
+	cfg := testConfig(10)
+	cfg.Consumer.ReplayCheckRows = 25
+	if err := runPipeline(t, cfg, st, &memDead{}, &commits{}, msgs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range st.heldRanges {
+		if r[0] >= 25 {
+			t.Errorf("checked offsets %v beyond the 25-row window", r)
+		}
+	}
+	if st.heldCalls == 0 || st.heldCalls > 4 {
+		t.Fatalf("held calls = %d, want 1..4 (batches of 10 within the first 25 rows)", st.heldCalls)
+	}
+}
+
+func TestPipelineDeadLetters(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	msgs := flowMessages(t, 0, 0, 10, 2, t0)
+	// Offset 3: not a FlowBatch at all. Offset 5: second flow has a 5-byte
+	// address. Offset 7: rows the store refuses as invalid.
+	msgs[3].Value = []byte{0xff, 0xff, 0xff}
+	fb := &pb.FlowBatch{}
+	_ = proto.Unmarshal(msgs[5].Value, fb)
+	fb.Flows[1].SrcAddr = []byte{1, 2, 3, 4, 5}
+	msgs[5].Value, _ = proto.Marshal(fb)
+	fb = &pb.FlowBatch{}
+	_ = proto.Unmarshal(msgs[7].Value, fb)
+	fb.Flows[0].Customer = "bad"
+	msgs[7].Value, _ = proto.Marshal(fb)
+
+	st := newMemFlows()
+	st.dataErr = true
+	dead := &memDead{}
+	c := &commits{}
+	if err := runPipeline(t, testConfig(100), st, dead, c, msgs); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, d := range dead.dl {
+		got[fmt.Sprintf("%d/%d", d.Source.Offset, d.Index)] = true
+	}
+	for _, want := range []string{"3/-1", "5/1", "7/-1"} {
+		if !got[want] {
+			t.Errorf("missing dead letter %s; got %v", want, got)
+		}
+	}
+	if len(dead.dl) != 3 {
+		t.Errorf("%d dead letters, want 3", len(dead.dl))
+	}
+	// 20 flows - 2 (offset 3) - 1 (offset 5) - 2 (offset 7) = 15 written.
+	if len(st.count) != 15 {
+		t.Errorf("%d rows written, want 15", len(st.count))
+	}
+	if c.last[0] != 10 {
+		t.Errorf("committed %v, want 10", c.last)
+	}
+}

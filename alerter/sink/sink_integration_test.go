@@ -1,0 +1,225 @@
+//go:build integration
+
+package sink
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/packetworks/flowsentry/alerter/sink/rows"
+	"github.com/packetworks/flowsentry/alerter/sink/store"
+	"github.com/packetworks/flowsentry/schemas/itest"
+	"github.com/packetworks/flowsentry/schemas/pb"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+)
+
+// TestSinkExactlyOnceAcrossCrash: the first sink writes batches but
+// "crashes" (stops without committing) at its third commit; a second sink
+// of the same group replays from the committed offsets. Before either ran,
+// part of one message (one day partition of a batch) was already written,
+// as an insert cut between two days leaves it. Every flow ends up exactly
+// once in flows and in the rollups.
+func TestSinkExactlyOnceAcrossCrash(t *testing.T) {
+	e := newEnv(t)
+	flows, bytes := produceFlows(t, e.brokers, e.flows, 600)
+
+	// A half-written earlier insert: one day's rows of partition 0's first
+	// three messages.
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: e.flows, Partition: 0, MaxBytes: 1 << 20})
+	var pre []rows.Flow
+	firstDay := 0
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, _ := FlowsTable{}.Decode(Message{Topic: e.flows, Partition: m.Partition, Offset: m.Offset, Value: m.Value})
+		for _, x := range rs {
+			if firstDay == 0 {
+				firstDay = x.Day()
+			}
+			if x.Day() == firstDay {
+				pre = append(pre, x)
+			}
+		}
+	}
+	r.Close()
+	if err := store.New(e.conn, e.db).InsertFlows(context.Background(), pre); err != nil {
+		t.Fatal(err)
+	}
+	if len(pre) == 0 {
+		t.Fatal("nothing to pre-insert")
+	}
+	t.Logf("pre-inserted %d rows of day %d", len(pre), firstDay)
+
+	group := "sink-itest-" + itest.RandomID()
+	cfg := e.config(group)
+	var mu sync.Mutex
+	commits := 0
+	crashed := make(chan struct{})
+	first := e.start(t, cfg, func(topic string, _ map[int]int64) error {
+		if topic != e.flows {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		commits++
+		if commits == 3 {
+			close(crashed)
+		}
+		if commits >= 3 {
+			return errStopped
+		}
+		return nil
+	})
+	select {
+	case <-crashed:
+	case <-time.After(40 * time.Second):
+		t.Fatal("first sink never reached its third commit")
+	}
+	first.stop(t)
+	held := e.count(t, "SELECT count() FROM %s.flows")
+	t.Logf("after the crash ClickHouse holds %d of %d flows", held, flows)
+
+	second := e.start(t, cfg, nil)
+	waitCommitted(t, e.brokers, group, e.flows, 4, 40*time.Second)
+	e.checkExactlyOnce(t, flows, bytes)
+	skipped := testutil.ToFloat64(second.m.ReplaySkipped.WithLabelValues("flows")) + testutil.ToFloat64(first.m.ReplaySkipped.WithLabelValues("flows"))
+	if skipped < float64(len(pre)) {
+		t.Errorf("replay skipped %v rows; at least the %d pre-inserted ones must have been", skipped, len(pre))
+	}
+	time.Sleep(3 * second.s.LagInterval)
+	for p := 0; p < 4; p++ {
+		if lag := testutil.ToFloat64(second.m.Lag.WithLabelValues(e.flows, strconv.Itoa(p))); lag != 0 {
+			t.Errorf("partition %d: lag %v after catching up", p, lag)
+		}
+	}
+}
+
+// TestSinkAlertsBaselinesAndDeadLetters: events and snapshots land in
+// their tables (a re-delivered event folds), invalid records go to the
+// dead-letter topic with the error, and the offsets move past them.
+func TestSinkAlertsBaselinesAndDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	ev := func(kind pb.AnomalyEvent_Kind, seq uint32) kafka.Message {
+		v, _ := proto.Marshal(&pb.AnomalyEvent{Id: "inc-1", Kind: kind, Seq: seq, Class: "syn_flood",
+			Severity: pb.Severity_SEVERITY_CRITICAL, Customer: "acme", Subnet: "203.0.113.0/24",
+			StartedAtNs: uint64(t0.UnixNano()), UpdatedAtNs: uint64(t0.Add(time.Duration(seq) * time.Minute).UnixNano()),
+			Fingerprint: &pb.Fingerprint{TopDstPorts: []*pb.TopItem{{Key: "80", Packets: 5}}}})
+		return kafka.Message{Key: []byte("inc-1"), Value: v}
+	}
+	write := func(topic string, msgs ...kafka.Message) {
+		w := &kafka.Writer{Addr: kafka.TCP(e.brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll}
+		defer w.Close()
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(e.anomalies, ev(pb.AnomalyEvent_START, 0), ev(pb.AnomalyEvent_UPDATE, 1), ev(pb.AnomalyEvent_UPDATE, 1),
+		ev(pb.AnomalyEvent_END, 2), kafka.Message{Key: []byte("inc-2"), Value: []byte("not protobuf \xff\xff")})
+	snap, _ := proto.Marshal(&pb.BaselineSnapshot{TimeNs: uint64(t0.UnixNano()), Customer: "acme", Subnet: "203.0.113.0/24",
+		Metrics: []*pb.BaselineMetric{{Metric: "bps", Expected: 1e6, P95: 2e6}, {Metric: "pps", Expected: 1e3}}})
+	write(e.baselines, kafka.Message{Key: []byte("203.0.113.0/24"), Value: snap})
+	good := &pb.Flow{TimeReceivedNs: uint64(t0.UnixNano()), Bytes: 10, Customer: "acme", Subnet: "203.0.113.0/24"}
+	bad := &pb.Flow{TimeReceivedNs: uint64(t0.UnixNano()), Bytes: 20, SrcAddr: []byte{1, 2, 3}, Customer: "acme", Subnet: "203.0.113.0/24"}
+	fb, _ := proto.Marshal(&pb.FlowBatch{Flows: []*pb.Flow{good, bad}})
+	write(e.flows, kafka.Message{Key: []byte("203.0.113.0/24"), Value: fb})
+
+	group := "sink-itest-" + itest.RandomID()
+	s := e.start(t, e.config(group), nil)
+	waitCommitted(t, e.brokers, group, e.anomalies, 2, 30*time.Second)
+	waitCommitted(t, e.brokers, group, e.baselines, 2, 30*time.Second)
+	waitCommitted(t, e.brokers, group, e.flows, 4, 30*time.Second)
+
+	if n := e.count(t, "SELECT count() FROM %s.alerts FINAL"); n != 3 {
+		t.Errorf("alerts: %d events, want 3 (the duplicate update folded)", n)
+	}
+	if n := e.count(t, "SELECT count() FROM %s.alerts WHERE event_kind = 'end' AND fingerprint LIKE '%%\"top_dst_ports\"%%'"); n != 1 {
+		t.Errorf("end event with its fingerprint JSON: %d rows", n)
+	}
+	if n := e.count(t, "SELECT count() FROM %s.baselines FINAL"); n != 2 {
+		t.Errorf("baselines: %d rows, want 2", n)
+	}
+	if n := e.count(t, "SELECT sum(bytes) FROM %s.flows"); n != 10 {
+		t.Errorf("flows: %d bytes, want the valid flow's 10", n)
+	}
+	// Dead letters: the garbage event and the flow with a 3-byte address.
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: e.dl, Partition: 0, MaxBytes: 1 << 20})
+	defer r.Close()
+	found := map[string]string{}
+	for i := 0; i < 2; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("dead letter %d: %v", i, err)
+		}
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		found[h["source-topic"]+"/"+h["source-index"]] = h["error"]
+		if h["source-topic"] == e.flows {
+			var got pb.FlowBatch
+			if err := proto.Unmarshal(m.Value, &got); err != nil || len(got.Flows) != 1 || got.Flows[0].Bytes != 20 {
+				t.Errorf("flow dead letter is not the bad flow: %v %v", err, &got)
+			}
+		}
+	}
+	if found[e.flows+"/1"] == "" || found[e.anomalies+"/-1"] == "" {
+		t.Errorf("dead letters %v; want the flow (index 1) and the anomaly (whole message), each with its error", found)
+	}
+	if n := testutil.ToFloat64(s.m.DeadLetters.WithLabelValues(e.flows)) + testutil.ToFloat64(s.m.DeadLetters.WithLabelValues(e.anomalies)); n != 2 {
+		t.Errorf("dead_letters_total = %v, want 2", n)
+	}
+}
+
+// TestLagFromBrokers: lag is the partition's end minus the committed
+// offset, or minus its first offset before any commit.
+func TestLagFromBrokers(t *testing.T) {
+	brokers := itest.KafkaBrokers(t)
+	topic := itest.Topic(t, brokers, "sink-lag", 2)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll}
+	var msgs []kafka.Message
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, kafka.Message{Key: []byte("k"), Value: []byte{byte(i)}}) // one key: one partition
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = brokers
+	s := New(cfg, nil, nil, nil, nil, NewMetrics(nil), logger(t))
+	p := kafka.Murmur2Balancer{}.Balance(kafka.Message{Key: []byte("k")}, 0, 1)
+	other := 1 - p
+	s.acked.set(topic, p, 3)
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	req := func(f func(int) kafka.OffsetRequest) *kafka.ListOffsetsRequest {
+		return &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {f(0), f(1)}}}
+	}
+	if err := s.measureLag(context.Background(), client, req(kafka.FirstOffsetOf), req(kafka.LastOffsetOf)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(s.metrics.Lag.WithLabelValues(topic, strconv.Itoa(p))); got != 7 {
+		t.Errorf("lag of the written partition = %v, want 10 - 3 = 7", got)
+	}
+	if got := testutil.ToFloat64(s.metrics.Lag.WithLabelValues(topic, strconv.Itoa(other))); got != 0 {
+		t.Errorf("lag of the empty partition = %v, want 0", got)
+	}
+	s.acked.clear()
+	if err := s.measureLag(context.Background(), client, req(kafka.FirstOffsetOf), req(kafka.LastOffsetOf)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(s.metrics.Lag.WithLabelValues(topic, strconv.Itoa(p))); got != 10 {
+		t.Errorf("lag without a commit = %v, want 10", got)
+	}
+}
