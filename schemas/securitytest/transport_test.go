@@ -301,13 +301,21 @@ func testClickHouseTLS(t *testing.T, s *servers) {
 	if err := w.QueryRow(ctx, "SELECT count() AS "+marker+" FROM flowsentry.alerts").Scan(&n); err != nil {
 		t.Fatalf("query over TLS: %v", err)
 	}
-	// Audit: the query is in system.query_log under the writer's name.
-	if err := admin.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
-		t.Fatal(err)
-	}
+	// Audit: the query is in system.query_log under the writer's name. The
+	// finish record is written after the client has its result, so poll.
+	// The prefix match excludes this lookup's own text.
 	var user string
-	if err := admin.QueryRow(ctx, "SELECT any(user) FROM system.query_log WHERE query LIKE '%"+marker+"%' AND type = 2").Scan(&user); err != nil {
-		t.Fatalf("query_log: %v", err)
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if err := admin.Exec(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.QueryRow(ctx, "SELECT any(user) FROM system.query_log WHERE query LIKE 'SELECT count() AS "+marker+"%' AND type = 2").Scan(&user); err != nil {
+			t.Fatalf("query_log: %v", err)
+		}
+		if user != "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if user != "flowsentry_writer" {
 		t.Fatalf("query_log user = %q, want flowsentry_writer", user)
