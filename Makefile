@@ -33,7 +33,9 @@ test-unit:
 
 ## test-faults: tests that stop and restart the shared services (tag faults)
 test-faults: services-up
-	$(GOTESTSUM) --format standard-verbose -- -tags faults -run Fault -count=1 -timeout $(TEST_TIMEOUT) -p 1 $(PKGS)
+	@mkdir -p $(RUN)
+	$(GOTESTSUM) --format standard-verbose --jsonfile $(RUN)/test-faults.json \
+		-- -tags faults -run Fault -count=1 -timeout $(TEST_TIMEOUT) -p 1 $(PKGS)
 
 ## demo: the whole pipeline end to end on this machine (KEEP=1 leaves it running)
 demo: build services-up
