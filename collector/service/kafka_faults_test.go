@@ -116,11 +116,20 @@ func TestFaultKafkaBrokerDown(t *testing.T) {
 			t.Errorf("%s: decoded %.0f of %d sent (socket drops %.0f, decode errors %.0f, unprotected %.0f, no address %.0f)",
 				c.Name, a.decoded, total, a.socketDrops, a.decodeErrors, a.unprotected, a.badAddr)
 		}
-		if got.others != 0 || got.duplicates() != 0 {
-			t.Errorf("%s: %d flows of another collector, %d duplicates in the topic", c.Name, got.others, got.duplicates())
+		if got.others != 0 {
+			t.Errorf("%s: %d flows of another collector in the topic", c.Name, got.others)
 		}
-		if float64(got.total) != a.produced {
-			t.Errorf("%s: %d flows in Kafka, the collector counted %.0f produced", c.Name, got.total, a.produced)
+		// Delivery to Kafka is at-least-once: kafka-go has no idempotent
+		// producer, so a batch whose acknowledgement was lost while the
+		// broker went away is sent again. Duplicates are allowed, few, and
+		// reported; every produced flow must be there.
+		if dup := got.duplicates(); dup > total/100 {
+			t.Errorf("%s: %d duplicates in the topic, more than 1%% of %d", c.Name, dup, total)
+		} else if dup > 0 {
+			t.Logf("%s: %d flows delivered twice (re-sent batches after a lost acknowledgement)", c.Name, dup)
+		}
+		if float64(len(got.seen)) != a.produced {
+			t.Errorf("%s: %d distinct flows in Kafka, the collector counted %.0f produced", c.Name, len(got.seen), a.produced)
 		}
 		if notReady == 0 {
 			t.Errorf("%s: /readyz never failed while the broker was down", c.Name)
@@ -130,7 +139,7 @@ func TestFaultKafkaBrokerDown(t *testing.T) {
 		}
 	}
 
-	// roomy: everything delivered, exactly once, nothing dropped.
+	// roomy: everything delivered, nothing dropped.
 	r := final["roomy"]
 	got := deliv["roomy"]
 	if r.droppedQueue+r.droppedKafka != 0 {
