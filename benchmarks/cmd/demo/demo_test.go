@@ -59,32 +59,6 @@ func TestRenderMail(t *testing.T) {
 	}
 }
 
-func TestParseMetrics(t *testing.T) {
-	m, err := parseMetrics(strings.NewReader(`# HELP x
-detector_flows_dropped_total{reason="late"} 3
-detector_flows_dropped_total{reason="no_subnet"} 4
-collector_flows_produced_total 1.5e+06
-bad line
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"detector_flows_dropped_total", nil, 7},
-		{"detector_flows_dropped_total", []string{`reason="late"`}, 3},
-		{"collector_flows_produced_total", nil, 1.5e6},
-		{"missing_total", nil, 0},
-	} {
-		if got := m.sum(tc.name, tc.labels...); got != tc.want {
-			t.Errorf("sum(%s %v) = %g, want %g", tc.name, tc.labels, got, tc.want)
-		}
-	}
-}
-
 // TestDatagramsDecode sends what the demo's exporters send through the
 // collector's decoder: every record comes back with its addresses, ports,
 // counts and (NetFlow v9 / IPFIX) times.

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/packetworks/flowsentry/schemas/telemetry"
 )
 
 // Small HTTP clients for what the demo reads from the running pipeline:
@@ -18,69 +18,10 @@ import (
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-// metrics is one scrape: series text (name plus labels) to value.
-type metrics map[string]float64
+// metrics is one scrape of a service's /metrics page.
+type metrics = telemetry.Metrics
 
-func scrape(ctx context.Context, base string) (metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s/metrics: %s", base, resp.Status)
-	}
-	return parseMetrics(resp.Body)
-}
-
-// parseMetrics reads the Prometheus text format (comments skipped).
-func parseMetrics(r io.Reader) (metrics, error) {
-	m := metrics{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[line[:i]] = v
-	}
-	return m, sc.Err()
-}
-
-// sum adds every series of the metric name whose labels contain all of
-// the given label pairs (e.g. `reason="late"`).
-func (m metrics) sum(name string, labels ...string) float64 {
-	var t float64
-	for k, v := range m {
-		n, rest, _ := strings.Cut(k, "{")
-		if n != name {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			if !strings.Contains(rest, l) {
-				ok = false
-			}
-		}
-		if ok {
-			t += v
-		}
-	}
-	return t
-}
+func scrape(ctx context.Context, base string) (metrics, error) { return telemetry.Scrape(ctx, base) }
 
 // ready reports whether base/readyz answers 200.
 func ready(ctx context.Context, base string) error {

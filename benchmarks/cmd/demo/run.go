@@ -447,12 +447,12 @@ func (d *demo) waitCaughtUp(ctx context.Context) {
 		cm, err1 := scrape(ctx, d.cfg.collector)
 		dm, err2 := scrape(ctx, d.cfg.detector)
 		if err1 == nil && err2 == nil {
-			produced = cm.sum("collector_flows_produced_total")
-			folded = dm.sum("detector_flows_folded_total") + dm.sum("detector_flows_dropped_total")
+			produced = cm.Sum("collector_flows_produced_total")
+			folded = dm.Sum("detector_flows_folded_total") + dm.Sum("detector_flows_dropped_total")
 			if produced >= want && folded >= produced {
 				d.p.say("pipeline caught up: collector produced %.0f flows to Kafka, detector read %.0f (%.1f s after the replay ended)",
 					produced, folded, time.Since(t0).Seconds())
-				if late := dm.sum("detector_flows_dropped_total", `reason="late"`); late > 0 {
+				if late := dm.Sum("detector_flows_dropped_total", `reason="late"`); late > 0 {
 					d.p.say("WARNING: the detector dropped %.0f history flows as late", late)
 				}
 				return
@@ -586,7 +586,7 @@ func (d *demo) watchListeners(ctx context.Context, senders []*udpSender) {
 		}
 		sent["ipfix"] += senders[len(senders)-1].datagrams.Load() // the replay
 		for l, n := range sent {
-			recv := m.sum("collector_socket_datagrams_total", `listener="`+l+`"`)
+			recv := m.Sum("collector_socket_datagrams_total", `listener="`+l+`"`)
 			if n > sentBefore[l] && recv == recvBefore[l] && sentBefore[l] > 0 && !warned[l] {
 				warned[l] = true
 				d.p.say("WARNING: the collector's %s socket stopped reading (%d datagrams sent in 5 s, none received): the flows of its exporters no longer reach the detector", l, n-sentBefore[l])
@@ -996,13 +996,13 @@ GROUP BY flow_type ORDER BY flow_type`, strings.Join(exporters, ", "), d.runStar
 	}
 	if cm != nil {
 		fmt.Fprintf(&b, "Collector: %.0f datagrams, %.0f flows decoded, %.0f produced; drops: socket %.0f, decode errors %.0f, unprotected %.0f, queue/kafka %.0f\n",
-			cm.sum("collector_datagrams_total"), cm.sum("collector_flows_decoded_total"), cm.sum("collector_flows_produced_total"),
-			cm.sum("collector_socket_drops_total"), cm.sum("collector_decode_errors_total"),
-			cm.sum("collector_flows_dropped_unprotected_total"), cm.sum("collector_flows_dropped_total"))
+			cm.Sum("collector_datagrams_total"), cm.Sum("collector_flows_decoded_total"), cm.Sum("collector_flows_produced_total"),
+			cm.Sum("collector_socket_drops_total"), cm.Sum("collector_decode_errors_total"),
+			cm.Sum("collector_flows_dropped_unprotected_total"), cm.Sum("collector_flows_dropped_total"))
 	}
 	if dm != nil {
-		fmt.Fprintf(&b, "Detector: %.0f flows folded, dropped late %.0f\n", dm.sum("detector_flows_folded_total"),
-			dm.sum("detector_flows_dropped_total", `reason="late"`))
+		fmt.Fprintf(&b, "Detector: %.0f flows folded, dropped late %.0f\n", dm.Sum("detector_flows_folded_total"),
+			dm.Sum("detector_flows_dropped_total", `reason="late"`))
 	}
 	var failures []string
 	if err == nil && stored != total {

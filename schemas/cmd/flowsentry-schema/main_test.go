@@ -12,7 +12,7 @@ import (
 func TestLoadKafkaSection(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, wantErr string
-		wantBrokers       string
+		wantBrokers         string
 	}{
 		{"service file, other sections ignored", "log_level: info\nkafka:\n  brokers: [\"k1:9093\", \"k2:9093\"]\n  tls: {enabled: true}\nother: {x: 1}\n", "", "k1:9093,k2:9093"},
 		{"unknown key in kafka is an error", "kafka:\n  brokerz: [x]\n", "field brokerz not found", ""},
