@@ -402,12 +402,7 @@ func (d *demo) history(ctx context.Context, s *udpSender) error {
 		}
 		recs = d.gen.Step(cursor, next, recs[:0])
 		cursor = next
-		for i := range per {
-			per[i] = per[i][:0]
-		}
-		for _, r := range recs {
-			per[r.Exporter] = append(per[r.Exporter], r.Flow)
-		}
+		byExporter(recs, per)
 		for i, fl := range per {
 			if len(fl) > 0 {
 				if err := s.send(encs[i].datagrams(now, fl)); err != nil {
@@ -543,12 +538,7 @@ func (d *demo) live(ctx context.Context, senders []*udpSender) error {
 		}
 		recs = d.gen.Step(cursor, now, recs[:0])
 		cursor = now
-		for i := range per {
-			per[i] = per[i][:0]
-		}
-		for _, r := range recs {
-			per[r.Exporter] = append(per[r.Exporter], r.Flow)
-		}
+		byExporter(recs, per)
 		for i, fl := range per {
 			if len(fl) == 0 {
 				continue
@@ -1100,4 +1090,15 @@ GROUP BY incident_id, receiver ORDER BY incident_id, receiver`, strings.Join(ids
 		return "audit trail query failed: " + err.Error()
 	}
 	return table(h, rows)
+}
+
+// byExporter sorts one step's records into per (reused between steps), one
+// slice of flows for each exporter.
+func byExporter(recs []scenario.Record, per [][]flowgen.Flow) {
+	for i := range per {
+		per[i] = per[i][:0]
+	}
+	for _, r := range recs {
+		per[r.Exporter] = append(per[r.Exporter], r.Flow)
+	}
 }
