@@ -23,8 +23,8 @@ build:
 
 ## test: start the real services, then unit + integration tests (tag integration)
 test: services-up
-	@mkdir -p $(RUN)
-	$(GOTESTSUM) --format pkgname-and-test-fails --jsonfile $(RUN)/test.json \
+	@mkdir -p $(RUN) $(RUN)/artifacts
+	FLOWSENTRY_ARTIFACTS=$(RUN)/artifacts $(GOTESTSUM) --format pkgname-and-test-fails --jsonfile $(RUN)/test.json \
 		-- -tags integration -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
 
 ## test-unit: tests that need no service
