@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/packetworks/flowsentry/alerter/sink/rows"
 	"github.com/packetworks/flowsentry/alerter/sink/sinktest"
 	"github.com/packetworks/flowsentry/alerter/sink/store"
 	"github.com/packetworks/flowsentry/schemas/itest"
@@ -98,6 +99,13 @@ func (r *running) stop(t *testing.T) {
 // day partitions. It returns the flow count and their total bytes.
 func produceFlows(t *testing.T, brokers []string, topic string, n int) (flows int, bytes uint64) {
 	t.Helper()
+	return produceFlowsFrom(t, brokers, topic, n, 1000)
+}
+
+// produceFlowsFrom is produceFlows with flow j of message i carrying
+// base + i*10 + j bytes.
+func produceFlowsFrom(t *testing.T, brokers []string, topic string, n int, base uint64) (flows int, bytes uint64) {
+	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchSize: 200, BatchTimeout: 5 * time.Millisecond}
 	defer w.Close()
@@ -107,7 +115,7 @@ func produceFlows(t *testing.T, brokers []string, topic string, n int) (flows in
 		subnet := fmt.Sprintf("203.0.%d.0/24", i%16)
 		fb := &pb.FlowBatch{Collector: "itest"}
 		for j := 0; j <= i%4; j++ {
-			b := uint64(1000 + i*10 + j)
+			b := base + uint64(i*10+j)
 			fb.Flows = append(fb.Flows, &pb.Flow{Type: pb.Flow_IPFIX,
 				TimeReceivedNs: uint64(midnight.Add(time.Duration(i-n/2) * time.Second).UnixNano()),
 				Bytes:          b, Packets: 1, Proto: 17, SrcAddr: []byte{198, 51, 100, byte(j)}, DstAddr: []byte{203, 0, byte(i % 16), 1},
@@ -190,4 +198,60 @@ func (e env) checkExactlyOnce(t *testing.T, flows int, bytes uint64) {
 	if n := e.count(t, "SELECT uniqExact(partition_id) FROM system.parts WHERE database = '%s' AND table = 'flows' AND active"); n != 2 {
 		t.Errorf("flows spans %d day partitions, want 2", n)
 	}
+}
+
+// checkRollupsMatchFlows compares every rollup cell with what flows holds,
+// per second (minute) too, so the busiest second is right as well.
+func (e env) checkRollupsMatchFlows(t *testing.T) {
+	t.Helper()
+	for _, tc := range []struct{ table, cell, floor, unit, key, nested string }{
+		{"flows_1m", "minute", "toStartOfMinute", "toSecond", "second", "secondsMap"},
+		{"flows_1h", "hour", "toStartOfHour", "toMinute", "minute", "minutesMap"},
+	} {
+		raw := fmt.Sprintf(`SELECT count() FROM (SELECT c, customer, subnet, direction, proto, sum(b) AS bytes, sum(f) AS flows,
+  arraySort(groupArray((u, b, p))) AS units
+FROM (SELECT %[1]s(time_received) AS c, customer, subnet, direction, proto, %[2]s(time_received) AS u,
+  sum(bytes) AS b, sum(packets) AS p, count() AS f FROM %[3]s.flows GROUP BY c, customer, subnet, direction, proto, u)
+GROUP BY c, customer, subnet, direction, proto)`, tc.floor, tc.unit, e.db)
+		n := sinktest.Count(t, e.conn, raw)
+		// Cells whose sums and per-unit arrays are identical on both sides.
+		same := sinktest.Count(t, e.conn, fmt.Sprintf(`SELECT count() FROM (
+  SELECT c, customer, subnet, direction, proto, bytes, flows, units FROM (
+    SELECT c, customer, subnet, direction, proto, sum(b) AS bytes, sum(f) AS flows,
+      arraySort(groupArray((u, b, p))) AS units
+    FROM (SELECT %[1]s(time_received) AS c, customer, subnet, direction, proto, %[2]s(time_received) AS u,
+      sum(bytes) AS b, sum(packets) AS p, count() AS f FROM %[3]s.flows GROUP BY c, customer, subnet, direction, proto, u)
+    GROUP BY c, customer, subnet, direction, proto)
+  ANY INNER JOIN (
+    SELECT %[4]s AS c, customer, subnet, direction, proto, sum(bytes) AS r_bytes, sum(flows) AS r_flows,
+      arrayMap((k, b, p) -> (k, b, p), tupleElement(sumMap(%[5]s.%[6]s, %[5]s.bytes), 1),
+        tupleElement(sumMap(%[5]s.%[6]s, %[5]s.bytes), 2), tupleElement(sumMap(%[5]s.%[6]s, %[5]s.packets), 2)) AS r_units
+    FROM %[3]s.%[7]s GROUP BY c, customer, subnet, direction, proto)
+  USING (c, customer, subnet, direction, proto)
+  WHERE bytes = r_bytes AND flows = r_flows AND units = r_units)`, tc.floor, tc.unit, e.db, tc.cell, tc.nested, tc.key, tc.table))
+		rollupCells := sinktest.Count(t, e.conn, fmt.Sprintf("SELECT count() FROM (SELECT DISTINCT %s, customer, subnet, direction, proto FROM %s.%s)",
+			tc.cell, e.db, tc.table))
+		if n == 0 || same != n || rollupCells != n {
+			t.Errorf("%s: %d cells in flows, %d in the rollup, %d identical (sums and per-%s arrays)", tc.table, n, rollupCells, same, tc.key)
+		}
+	}
+}
+
+// readRows decodes the first n messages of one partition of topic into rows.
+func readRows(t *testing.T, brokers []string, topic string, partition, n int) []rows.Flow {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: partition, MaxBytes: 1 << 20})
+	defer r.Close()
+	var out []rows.Flow
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := r.ReadMessage(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, _ := FlowsTable{}.Decode(Message{Topic: topic, Partition: m.Partition, Offset: m.Offset, Value: m.Value})
+		out = append(out, rs...)
+	}
+	return out
 }

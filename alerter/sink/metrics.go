@@ -8,18 +8,21 @@ import (
 
 // Metrics are the sink's Prometheus series.
 type Metrics struct {
-	Rows          *prometheus.CounterVec   // rows written, by table (rate() = rows/s)
-	BatchRows     *prometheus.HistogramVec // rows per insert
-	InsertSeconds *prometheus.HistogramVec // one INSERT
-	FlushSeconds  *prometheus.HistogramVec // insert + dead letters + commit, retries included
-	BatchAge      *prometheus.HistogramVec // first message of a batch to its commit
-	Retries       *prometheus.CounterVec   // failed inserts retried, by table
-	DeadLetters   *prometheus.CounterVec   // by source topic
-	ReplaySkipped *prometheus.CounterVec   // rows not inserted because ClickHouse held them
-	Lag           *prometheus.GaugeVec     // messages behind, by topic and partition
-	ClickHouseUp  prometheus.Gauge         // 0 while inserts fail
-	Retention     *prometheus.CounterVec   // partitions dropped, by table
-	RetentionErr  *prometheus.CounterVec
+	Rows           *prometheus.CounterVec   // rows written, by table (rate() = rows/s)
+	BatchRows      *prometheus.HistogramVec // rows per insert
+	InsertSeconds  *prometheus.HistogramVec // one INSERT
+	FlushSeconds   *prometheus.HistogramVec // insert + dead letters + commit, retries included
+	BatchAge       *prometheus.HistogramVec // first message of a batch to its commit
+	Retries        *prometheus.CounterVec   // failed inserts retried, by table
+	DeadLetters    *prometheus.CounterVec   // by source topic
+	ReplaySkipped  *prometheus.CounterVec   // rows not inserted because ClickHouse held them
+	ReplayReused   *prometheus.CounterVec   // rows inserted although their Kafka position was held with other content
+	RollupRepaired *prometheus.CounterVec   // rollup cells short of their source, completed, by rollup table
+	RollupOver     *prometheus.CounterVec   // rollup cells holding more than their source, by rollup table
+	Lag            *prometheus.GaugeVec     // messages behind, by topic and partition
+	ClickHouseUp   prometheus.Gauge         // 0 while inserts fail
+	Retention      *prometheus.CounterVec   // partitions dropped, by table
+	RetentionErr   *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on reg.
@@ -42,6 +45,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Records written to the dead-letter topic."}, []string{"topic"}),
 		ReplaySkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replay_skipped_rows_total",
 			Help: "Replayed rows not inserted because ClickHouse already held them."}, []string{"table"}),
+		ReplayReused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "replay_reused_positions_total",
+			Help: "Replayed rows inserted although ClickHouse held their Kafka position with other content (topic recreated)."}, []string{"table"}),
+		RollupRepaired: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rollup_repaired_cells_total",
+			Help: "Rollup cells found short of their source after a replay and completed."}, []string{"table"}),
+		RollupOver: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rollup_over_cells_total",
+			Help: "Rollup cells found holding more than their source (not repairable by the sink)."}, []string{"table"}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "consumer_lag",
 			Help: "Messages between the partition's end and the sink's committed offset."}, []string{"topic", "partition"}),
 		ClickHouseUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "clickhouse_up",
@@ -53,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Rows, m.BatchRows, m.InsertSeconds, m.FlushSeconds, m.BatchAge, m.Retries, m.DeadLetters,
-			m.ReplaySkipped, m.Lag, m.ClickHouseUp, m.Retention, m.RetentionErr)
+			m.ReplaySkipped, m.ReplayReused, m.RollupRepaired, m.RollupOver, m.Lag, m.ClickHouseUp, m.Retention, m.RetentionErr)
 	}
 	m.ClickHouseUp.Set(1)
 	return m

@@ -42,11 +42,17 @@ type Table[R any] interface {
 }
 
 // Replayable is a Table that cannot fold a row written twice (flows, unlike
-// the ReplacingMergeTree tables). Held marks the rows ClickHouse already
-// holds, so that a replay after a crash or an insert that failed half-way
-// writes each row exactly once.
+// the ReplacingMergeTree tables), so that a replay after a crash or an
+// insert that failed half-way writes each row exactly once.
 type Replayable[R any] interface {
-	Held(ctx context.Context, rows []R) ([]bool, error)
+	// Held marks the rows ClickHouse already holds: same Kafka position and
+	// same content. reused counts rows whose position it holds with other
+	// content (the topic was deleted and created again): they are inserted.
+	Held(ctx context.Context, rows []R) (held []bool, reused int, err error)
+	// Repair makes what ClickHouse derives from the table (rollups) whole
+	// for the held rows: their INSERT may have died after the table's part
+	// and before the views' parts.
+	Repair(ctx context.Context, held []R) ([]store.RepairReport, error)
 }
 
 // DeadLetters writes dead letters durably (the offset is committed after).
@@ -305,16 +311,22 @@ func (p *pipeline[R]) dropHeld(ctx context.Context, rows []R, spans []span) ([]R
 	if len(check) == 0 {
 		return rows, spans, nil
 	}
-	held, err := rp.Held(ctx, check)
+	held, reused, err := rp.Held(ctx, check)
 	if err != nil {
 		return rows, spans, fmt.Errorf("replay check: %w", err)
 	}
 	if len(held) != len(check) {
 		return rows, spans, fmt.Errorf("replay check: %d answers for %d rows", len(held), len(check))
 	}
+	if reused > 0 {
+		p.metrics.ReplayReused.WithLabelValues(p.table.Name()).Add(float64(reused))
+		p.log.Warn("replay: ClickHouse holds other rows at these Kafka positions (topic recreated?); inserting these",
+			"rows", reused, "checked", len(check))
+	}
 	outRows := make([]R, 0, len(rows))
 	outSpans := make([]span, 0, len(spans))
-	skipped, k := 0, 0
+	var skipped []R
+	k := 0
 	for _, s := range spans {
 		ns := s
 		ns.start = len(outRows)
@@ -323,7 +335,7 @@ func (p *pipeline[R]) dropHeld(ctx context.Context, rows []R, spans []span) ([]R
 				h := held[k]
 				k++
 				if h {
-					skipped++
+					skipped = append(skipped, rows[i])
 					continue
 				}
 			}
@@ -332,9 +344,30 @@ func (p *pipeline[R]) dropHeld(ctx context.Context, rows []R, spans []span) ([]R
 		ns.end = len(outRows)
 		outSpans = append(outSpans, ns)
 	}
-	if skipped > 0 {
-		p.metrics.ReplaySkipped.WithLabelValues(p.table.Name()).Add(float64(skipped))
-		p.log.Info("replay: skipped rows ClickHouse already holds", "skipped", skipped, "checked", len(check))
+	if len(skipped) == 0 {
+		return outRows, outSpans, nil
+	}
+	p.metrics.ReplaySkipped.WithLabelValues(p.table.Name()).Add(float64(len(skipped)))
+	p.log.Info("replay: skipped rows ClickHouse already holds", "skipped", len(skipped), "checked", len(check))
+	// Before anything else is inserted for these keys: the skipped rows'
+	// INSERT may have kept its flows part and lost its rollup parts.
+	reports, err := rp.Repair(ctx, skipped)
+	if err != nil {
+		return rows, spans, fmt.Errorf("rollup repair: %w", err)
+	}
+	for _, r := range reports {
+		if r.Repaired > 0 {
+			p.metrics.RollupRepaired.WithLabelValues(r.Table).Add(float64(r.Repaired))
+			p.log.Warn("replay: rollup cells were short of what flows holds (an insert died between the flows part and the views'); repaired",
+				"rollup", r.Table, "cells", r.Repaired)
+		}
+		if len(r.Over) > 0 {
+			p.metrics.RollupOver.WithLabelValues(r.Table).Add(float64(len(r.Over)))
+			c := r.Over[0]
+			p.log.Error("replay: rollup cells hold more than flows; left alone, rebuild the day (docs/clickhouse.md)",
+				"rollup", r.Table, "cells", len(r.Over), "first_cell", c.Cell, "customer", c.Customer, "subnet", c.Subnet,
+				"bytes_diff", c.Bytes, "flows_diff", c.Flows)
+		}
 	}
 	return outRows, outSpans, nil
 }

@@ -13,25 +13,34 @@ import (
 	"github.com/packetworks/flowsentry/alerter/sink/rows"
 	"github.com/packetworks/flowsentry/alerter/sink/store"
 	"github.com/packetworks/flowsentry/schemas/pb"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 )
 
-// memFlows is an in-memory flows table: it counts every (partition, offset,
-// index) written, so a test sees duplicates, and it can fail an insert after
-// writing part of it, as ClickHouse does when it dies between two day
-// partitions of one batch.
+// memFlows is an in-memory flows table with a rollup: it counts every
+// (partition, offset, index) written, so a test sees duplicates, and it can
+// fail an insert after writing part of it, as ClickHouse does when it dies
+// between two day partitions of one batch, or after the flows part and
+// before the views' parts (viewsLost).
 type memFlows struct {
-	mu         sync.Mutex
-	count      map[[3]uint64]int
-	bytes      uint64
-	failNext   int  // fail this many inserts...
-	partial    int  // ...after writing this many rows of each
-	dataErr    bool // refuse rows whose customer is "bad" as invalid
-	heldCalls  int
-	heldRanges [][2]uint64
+	mu          sync.Mutex
+	count       map[[3]uint64]int
+	fps         map[[3]uint64][]store.Fingerprint
+	bytes       uint64
+	rollupBytes uint64 // what the views saw
+	failNext    int    // fail this many inserts...
+	partial     int    // ...after writing this many rows of each
+	viewsLost   bool   // ...and their rollup rows were lost
+	dataErr     bool   // refuse rows whose customer is "bad" as invalid
+	heldCalls   int
+	heldRanges  [][2]uint64
+	repairs     int // RepairRollups calls
+	failRepairs int // fail this many repairs
 }
 
-func newMemFlows() *memFlows { return &memFlows{count: map[[3]uint64]int{}} }
+func newMemFlows() *memFlows {
+	return &memFlows{count: map[[3]uint64]int{}, fps: map[[3]uint64][]store.Fingerprint{}}
+}
 
 func (m *memFlows) InsertFlows(_ context.Context, rs []rows.Flow) error {
 	m.mu.Lock()
@@ -49,9 +58,15 @@ func (m *memFlows) InsertFlows(_ context.Context, rs []rows.Flow) error {
 		m.failNext--
 		n = min(m.partial, len(rs))
 	}
-	for _, r := range rs[:n] {
-		m.count[[3]uint64{uint64(r.KafkaPartition), r.KafkaOffset, uint64(r.KafkaIndex)}]++
+	for i := range rs[:n] {
+		r := &rs[i]
+		k := [3]uint64{uint64(r.KafkaPartition), r.KafkaOffset, uint64(r.KafkaIndex)}
+		m.count[k]++
+		m.fps[k] = append(m.fps[k], store.FingerprintOf(r))
 		m.bytes += r.Bytes
+		if !(fail && m.viewsLost) {
+			m.rollupBytes += r.Bytes
+		}
 	}
 	if fail {
 		return io.ErrUnexpectedEOF
@@ -59,20 +74,38 @@ func (m *memFlows) InsertFlows(_ context.Context, rs []rows.Flow) error {
 	return nil
 }
 
-func (m *memFlows) HeldFlows(_ context.Context, ranges []store.Range, tmin, tmax time.Time, keys []store.Key) (map[store.Record]struct{}, error) {
+func (m *memFlows) HeldFlows(_ context.Context, ranges []store.Range, tmin, tmax time.Time, keys []store.Key) (map[store.Record][]store.Fingerprint, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.heldCalls++
-	out := map[store.Record]struct{}{}
+	out := map[store.Record][]store.Fingerprint{}
 	for _, r := range ranges {
 		m.heldRanges = append(m.heldRanges, [2]uint64{r.Lo, r.Hi})
 		for k := range m.count {
 			if k[0] == uint64(r.Partition) && k[1] >= r.Lo && k[1] <= r.Hi {
-				out[store.Record{Partition: r.Partition, Offset: k[1], Index: uint32(k[2])}] = struct{}{}
+				out[store.Record{Partition: r.Partition, Offset: k[1], Index: uint32(k[2])}] = m.fps[k]
 			}
 		}
 	}
 	return out, nil
+}
+
+// RepairRollups makes the one rollup equal to the flows, as the real one
+// does for the cells it is given.
+func (m *memFlows) RepairRollups(context.Context, time.Time, time.Time, []store.Key) ([]store.RepairReport, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.repairs++
+	if m.failRepairs > 0 {
+		m.failRepairs--
+		return nil, io.ErrUnexpectedEOF
+	}
+	rep := store.RepairReport{Table: "flows_1m"}
+	if m.rollupBytes < m.bytes {
+		rep.Repaired = 1
+		m.rollupBytes = m.bytes
+	}
+	return []store.RepairReport{rep}, nil
 }
 
 func (m *memFlows) duplicates() int {
@@ -158,7 +191,12 @@ func testConfig(maxRows int) Config {
 // it when every message is committed or the pipeline stops by itself.
 func runPipeline(t *testing.T, cfg Config, st FlowStore, dead DeadLetters, c *commits, msgs []Message) error {
 	t.Helper()
-	p := newPipeline[rows.Flow]("flows", FlowsTable{Store: st}, cfg, dead, c.commit, NewMetrics(nil), newOffsets(),
+	return runPipelineMetrics(t, cfg, st, dead, c, msgs, NewMetrics(nil))
+}
+
+func runPipelineMetrics(t *testing.T, cfg Config, st FlowStore, dead DeadLetters, c *commits, msgs []Message, m *Metrics) error {
+	t.Helper()
+	p := newPipeline[rows.Flow]("flows", FlowsTable{Store: st}, cfg, dead, c.commit, m, newOffsets(),
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -207,6 +245,8 @@ func TestPipelineExactlyOnce(t *testing.T) {
 		crashAfter    int
 		failNext      int
 		partial       int
+		viewsLost     bool
+		failRepairs   int
 		wantSkipped   bool
 		wantHeldCalls bool
 	}{
@@ -215,10 +255,14 @@ func TestPipelineExactlyOnce(t *testing.T) {
 		{name: "crash at first commit", crashAfter: 1, wantSkipped: true, wantHeldCalls: true},
 		{name: "insert fails half-way then succeeds", failNext: 2, partial: 7, wantSkipped: true, wantHeldCalls: true},
 		{name: "insert fails before writing", failNext: 3, partial: 0, wantHeldCalls: true},
+		{name: "insert dies after the flows part, before the views'", failNext: 1, partial: 50, viewsLost: true,
+			wantSkipped: true, wantHeldCalls: true},
+		{name: "views lost and the first repair fails", failNext: 1, partial: 50, viewsLost: true, failRepairs: 2,
+			wantSkipped: true, wantHeldCalls: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newMemFlows()
-			st.failNext, st.partial = tc.failNext, tc.partial
+			st.failNext, st.partial, st.viewsLost, st.failRepairs = tc.failNext, tc.partial, tc.viewsLost, tc.failRepairs
 			c := &commits{crashAfter: tc.crashAfter}
 			err := runPipeline(t, testConfig(50), st, &memDead{}, c, msgs)
 			if tc.crashAfter > 0 {
@@ -250,6 +294,15 @@ func TestPipelineExactlyOnce(t *testing.T) {
 			}
 			if tc.wantHeldCalls && st.heldCalls == 0 {
 				t.Fatal("the replay check never asked the store")
+			}
+			if st.rollupBytes != st.bytes {
+				t.Fatalf("rollup holds %d bytes, flows %d", st.rollupBytes, st.bytes)
+			}
+			if tc.wantSkipped && st.repairs == 0 {
+				t.Fatal("rows were found held but the rollups were not checked")
+			}
+			if !tc.wantSkipped && st.repairs != 0 {
+				t.Fatalf("%d rollup repairs without any held row", st.repairs)
 			}
 		})
 	}
@@ -316,5 +369,42 @@ func TestPipelineDeadLetters(t *testing.T) {
 	}
 	if c.last[0] != 10 {
 		t.Errorf("committed %v, want 10", c.last)
+	}
+}
+
+// TestPipelineRecreatedTopic: ClickHouse holds rows at the same (partition,
+// offset, index) as the messages, but with other content (an earlier
+// incarnation of the topic): they are inserted, not skipped, and counted.
+func TestPipelineRecreatedTopic(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	old := flowMessages(t, 0, 0, 10, 2, t0)
+	st := newMemFlows()
+	if err := runPipeline(t, testConfig(100), st, &memDead{}, &commits{}, old); err != nil {
+		t.Fatal(err)
+	}
+	// The new topic: same positions, flows received a minute later, plus
+	// offsets 10..14 that never existed before. Offset 3 carries the very
+	// same flows as before (identical records: skipping them is right).
+	now := flowMessages(t, 0, 0, 15, 2, t0.Add(time.Minute))
+	now[3] = old[3]
+	m := NewMetrics(nil)
+	if err := runPipelineMetrics(t, testConfig(100), st, &memDead{}, &commits{}, now, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(st.count); got != 15*2 {
+		t.Fatalf("%d distinct positions, want 30", got)
+	}
+	var stored int
+	for _, fps := range st.fps {
+		stored += len(fps)
+	}
+	if want := 10*2 + 14*2; stored != want {
+		t.Errorf("%d rows stored, want %d (20 old + 28 new; offset 3 identical, skipped)", stored, want)
+	}
+	if got := testutil.ToFloat64(m.ReplayReused.WithLabelValues("flows")); got != 9*2 {
+		t.Errorf("replay_reused_positions_total = %v, want 18", got)
+	}
+	if got := testutil.ToFloat64(m.ReplaySkipped.WithLabelValues("flows")); got != 2 {
+		t.Errorf("replay_skipped_rows_total = %v, want 2 (offset 3)", got)
 	}
 }

@@ -9,8 +9,11 @@
 // partition was written but not committed. flows cannot fold duplicates, so
 // the first rows of every newly assigned partition, and every batch whose
 // insert failed, are checked against what ClickHouse holds for exactly those
-// (partition, offset, index) records, and held rows are skipped: each flow
-// is written once, and so counted once by the rollups fed from it. alerts
+// (partition, offset, index) records, and held rows (same position, same
+// content) are skipped: each flow is written once, and so counted once by
+// the rollups fed from it; when rows were held, the rollups of their cells
+// are compared with flows and completed, in case their INSERT died between
+// the flows part and the views' parts. alerts
 // and baselines are ReplacingMergeTrees keyed by event: a replay folds.
 package sink
 
@@ -118,39 +121,62 @@ func (s *Sink) Run(ctx context.Context) error {
 }
 
 // checkTopics fails when a configured topic does not exist (a typo would
-// otherwise make the group rebalance forever); while the brokers do not
-// answer it waits.
+// otherwise make the group rebalance forever) or when the Kafka user has no
+// ACL on it; while the brokers do not answer it waits. It asks a broker
+// directly, one topic per request: through kafka-go's Transport, whose
+// metadata cache lists only the topics the user may see, a denied topic
+// would look like a missing one.
 func (s *Sink) checkTopics(ctx context.Context) error {
 	c := s.cfg.Consumer
 	keys := map[string]string{c.FlowsTopic: "consumer.flows_topic", c.AnomaliesTopic: "consumer.anomalies_topic",
 		c.BaselinesTopic: "consumer.baselines_topic", c.DeadLetterTopic: "consumer.dead_letter_topic"}
 	delete(keys, "")
-	client := &kafka.Client{Addr: kafka.TCP(s.cfg.Kafka.Brokers...), Timeout: 10 * time.Second}
-	if s.transport != nil {
-		client.Transport = s.transport
+	dialer := s.dialer
+	if dialer == nil {
+		dialer = &kafka.Dialer{Timeout: 10 * time.Second}
 	}
 	backoff := s.cfg.Retry.InitialBackoff
-	for {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	for i := 0; ; i++ {
+		broker := s.cfg.Kafka.Brokers[i%len(s.cfg.Kafka.Brokers)]
+		conn, err := dialer.DialContext(ctx, "tcp", broker)
 		if err == nil {
-			have := map[string]bool{}
-			for _, t := range md.Topics {
-				have[t.Name] = t.Error == nil
+			errs, connErr := topicErrors(conn, keys, s.cfg.Kafka.Brokers)
+			_ = conn.Close()
+			if connErr == nil {
+				return errors.Join(errs...)
 			}
-			var errs []error
-			for t, key := range keys {
-				if !have[t] {
-					errs = append(errs, fmt.Errorf("%s: topic %q does not exist on %v", key, t, s.cfg.Kafka.Brokers))
-				}
-			}
-			return errors.Join(errs...)
+			err = connErr
 		}
-		s.log.Warn("Kafka not reachable, waiting", "brokers", s.cfg.Kafka.Brokers, "backoff", backoff, "err", err)
+		s.log.Warn("Kafka not reachable, waiting", "broker", broker, "backoff", backoff, "err", err)
 		if !sleep(ctx, backoff) {
 			return ctx.Err()
 		}
 		backoff = min(2*backoff, s.cfg.Retry.MaxBackoff)
 	}
+}
+
+// topicErrors asks conn about each topic; connErr is a failure of the
+// connection itself (retry), errs the topics' own problems (fatal).
+func topicErrors(conn *kafka.Conn, keys map[string]string, brokers []string) (errs []error, connErr error) {
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	for t, key := range keys {
+		_, err := conn.ReadPartitions(t)
+		var ke kafka.Error
+		switch {
+		case err == nil:
+		case errors.Is(err, kafka.TopicAuthorizationFailed):
+			errs = append(errs, fmt.Errorf("%s: topic %q: this Kafka user is not authorized to use it (no ACL): %w", key, t, err))
+		case errors.Is(err, kafka.UnknownTopicOrPartition):
+			errs = append(errs, fmt.Errorf("%s: topic %q does not exist on %v", key, t, brokers))
+		case errors.As(err, &ke) && ke.Temporary():
+			return nil, err // e.g. a leader being elected
+		case errors.As(err, &ke):
+			errs = append(errs, fmt.Errorf("%s: topic %q: %w", key, t, err))
+		default:
+			return nil, err
+		}
+	}
+	return errs, nil
 }
 
 // generation starts one reader per assigned partition and one pipeline

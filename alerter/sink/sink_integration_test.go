@@ -5,13 +5,16 @@ package sink
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/packetworks/flowsentry/alerter/sink/rows"
+	"github.com/packetworks/flowsentry/alerter/sink/sinktest"
 	"github.com/packetworks/flowsentry/alerter/sink/store"
 	"github.com/packetworks/flowsentry/schemas/itest"
+	"github.com/packetworks/flowsentry/schemas/migrations"
 	"github.com/packetworks/flowsentry/schemas/pb"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
@@ -30,27 +33,16 @@ func TestSinkExactlyOnceAcrossCrash(t *testing.T) {
 
 	// A half-written earlier insert: one day's rows of partition 0's first
 	// three messages.
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: e.flows, Partition: 0, MaxBytes: 1 << 20})
 	var pre []rows.Flow
 	firstDay := 0
-	for i := 0; i < 3; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		m, err := r.ReadMessage(ctx)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
+	for _, x := range readRows(t, e.brokers, e.flows, 0, 3) {
+		if firstDay == 0 {
+			firstDay = x.Day()
 		}
-		rs, _ := FlowsTable{}.Decode(Message{Topic: e.flows, Partition: m.Partition, Offset: m.Offset, Value: m.Value})
-		for _, x := range rs {
-			if firstDay == 0 {
-				firstDay = x.Day()
-			}
-			if x.Day() == firstDay {
-				pre = append(pre, x)
-			}
+		if x.Day() == firstDay {
+			pre = append(pre, x)
 		}
 	}
-	r.Close()
 	if err := store.New(e.conn, e.db).InsertFlows(context.Background(), pre); err != nil {
 		t.Fatal(err)
 	}
@@ -221,5 +213,152 @@ func TestLagFromBrokers(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.metrics.Lag.WithLabelValues(topic, strconv.Itoa(p))); got != 10 {
 		t.Errorf("lag without a commit = %v, want 10", got)
+	}
+}
+
+// withoutViews runs fn with the rollups' materialized views dropped, then
+// creates them again: whatever fn inserts into flows is what a server
+// killed inside an INSERT keeps, the flows part without the views' parts.
+func (e env) withoutViews(t *testing.T, fn func()) {
+	t.Helper()
+	ctx := context.Background()
+	for _, v := range []string{"flows_1m_mv", "flows_1h_mv"} {
+		if err := e.conn.Exec(ctx, "DROP TABLE "+e.db+"."+v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fn()
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		for _, s := range m.Statements {
+			if strings.Contains(s, "MATERIALIZED VIEW") {
+				if err := e.conn.Exec(ctx, sinktest.Rewrite(s, e.db)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// TestSinkRepairsRollupsOfACutInsert: an earlier owner's INSERT of the
+// first messages of two partitions kept its flows part and lost its rollup
+// parts (what a server killed inside the INSERT leaves; simulated without a
+// kill). The sink skips those flows on replay, as it must, and completes the
+// rollups: every cell equals what flows holds.
+func TestSinkRepairsRollupsOfACutInsert(t *testing.T) {
+	e := newEnv(t)
+	flows, bytes := produceFlows(t, e.brokers, e.flows, 400)
+	pre := append(readRows(t, e.brokers, e.flows, 0, 6), readRows(t, e.brokers, e.flows, 1, 6)...)
+	e.withoutViews(t, func() {
+		if err := store.New(e.conn, e.db).InsertFlows(context.Background(), pre); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n := e.count(t, "SELECT count() FROM %s.flows_1m"); n != 0 {
+		t.Fatalf("flows_1m holds %d rows; the pre-inserted flows must have no rollup rows", n)
+	}
+
+	group := "sink-itest-" + itest.RandomID()
+	s := e.start(t, e.config(group), nil)
+	waitCommitted(t, e.brokers, group, e.flows, 4, 40*time.Second)
+	e.checkExactlyOnce(t, flows, bytes)
+	e.checkRollupsMatchFlows(t)
+	if n := testutil.ToFloat64(s.m.ReplaySkipped.WithLabelValues("flows")); n != float64(len(pre)) {
+		t.Errorf("replay skipped %v rows, want the %d pre-inserted", n, len(pre))
+	}
+	for _, table := range []string{"flows_1m", "flows_1h"} {
+		if n := testutil.ToFloat64(s.m.RollupRepaired.WithLabelValues(table)); n == 0 {
+			t.Errorf("%s: no cell repaired", table)
+		}
+		if n := testutil.ToFloat64(s.m.RollupOver.WithLabelValues(table)); n != 0 {
+			t.Errorf("%s: %v cells over", table, n)
+		}
+	}
+}
+
+// TestSinkRecreatedTopic: the flows topic is deleted and created again and
+// new flows are produced to it: the same partitions, offsets and indexes,
+// the same receive times, other content. The sink (same group) inserts
+// them all instead of taking them for the old topic's rows.
+func TestSinkRecreatedTopic(t *testing.T) {
+	e := newEnv(t)
+	group := "sink-itest-" + itest.RandomID()
+	cfg := e.config(group)
+	n1, b1 := produceFlowsFrom(t, e.brokers, e.flows, 200, 1000)
+	first := e.start(t, cfg, nil)
+	waitCommitted(t, e.brokers, group, e.flows, 4, 40*time.Second)
+	first.stop(t)
+
+	client := &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 20 * time.Second}
+	ctx := context.Background()
+	if _, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.flows}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+			Topics: []kafka.TopicConfig{{Topic: e.flows, NumPartitions: 4, ReplicationFactor: 1}}})
+		if err == nil && resp.Errors[e.flows] == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recreate %s: %v %v", e.flows, err, resp)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{e.flows}})
+		ready := err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) == 4
+		for _, p := range md.Topics[0].Partitions {
+			ready = ready && p.Leader.ID >= 0 && p.Error == nil
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recreated %s has no leaders: %v", e.flows, err)
+		}
+	}
+	n2, b2 := produceFlowsFrom(t, e.brokers, e.flows, 200, 5000)
+
+	second := e.start(t, cfg, nil)
+	waitCommitted(t, e.brokers, group, e.flows, 4, 40*time.Second)
+	if n := e.count(t, "SELECT count() FROM %s.flows"); n != uint64(n1+n2) {
+		t.Errorf("flows holds %d rows, want %d old + %d new", n, n1, n2)
+	}
+	for _, table := range []string{"flows", "flows_1m", "flows_1h"} {
+		if b := e.count(t, "SELECT sum(bytes) FROM %s."+table); b != b1+b2 {
+			t.Errorf("%s: %d bytes, want %d + %d", table, b, b1, b2)
+		}
+	}
+	e.checkRollupsMatchFlows(t)
+	reused := testutil.ToFloat64(second.m.ReplayReused.WithLabelValues("flows"))
+	t.Logf("old topic %d flows, new topic %d flows; replay check found %v positions reused", n1, n2, reused)
+	if reused == 0 {
+		t.Error("replay_reused_positions_total stayed 0: the recreated topic was not noticed")
+	}
+	if n := testutil.ToFloat64(second.m.ReplaySkipped.WithLabelValues("flows")); n != 0 {
+		t.Errorf("replay skipped %v rows of the new topic", n)
+	}
+}
+
+// TestCheckTopics: a configured topic that does not exist stops the sink at
+// start with the key named (an ACL refusal is TestSecurity's, in
+// schemas/securitytest: it needs the secured broker).
+func TestCheckTopics(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("sink-itest-" + itest.RandomID())
+	s := New(cfg, nil, nil, nil, nil, NewMetrics(nil), logger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.checkTopics(ctx); err != nil {
+		t.Fatalf("existing topics: %v", err)
+	}
+	cfg.Consumer.BaselinesTopic = "no-such-topic-" + itest.RandomID()
+	s = New(cfg, nil, nil, nil, nil, NewMetrics(nil), logger(t))
+	err := s.checkTopics(ctx)
+	if err == nil || !strings.Contains(err.Error(), "consumer.baselines_topic") || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing topic: err = %v", err)
 	}
 }

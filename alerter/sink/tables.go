@@ -15,7 +15,8 @@ import (
 // fake in unit tests).
 type FlowStore interface {
 	InsertFlows(ctx context.Context, rs []rows.Flow) error
-	HeldFlows(ctx context.Context, ranges []store.Range, tmin, tmax time.Time, keys []store.Key) (map[store.Record]struct{}, error)
+	HeldFlows(ctx context.Context, ranges []store.Range, tmin, tmax time.Time, keys []store.Key) (map[store.Record][]store.Fingerprint, error)
+	RepairRollups(ctx context.Context, tmin, tmax time.Time, keys []store.Key) ([]store.RepairReport, error)
 }
 
 // FlowsTable writes the flows topic (pb.FlowBatch per message) to
@@ -51,14 +52,13 @@ func (t FlowsTable) Insert(ctx context.Context, rs []rows.Flow) error {
 
 // Held asks ClickHouse, in one query, which (partition, offset, index) of
 // rs it holds, bounded by the rows' own offset ranges, time range and
-// (customer, subnet) keys.
-func (t FlowsTable) Held(ctx context.Context, rs []rows.Flow) ([]bool, error) {
+// (customer, subnet) keys. A row is held only if the content matches too;
+// reused counts positions held with other content (a recreated topic).
+func (t FlowsTable) Held(ctx context.Context, rs []rows.Flow) ([]bool, int, error) {
 	if len(rs) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	ranges := map[uint16]*store.Range{}
-	keys := map[store.Key]struct{}{}
-	tmin, tmax := rs[0].TimeReceived, rs[0].TimeReceived
 	for i := range rs {
 		r := &rs[i]
 		g := ranges[r.KafkaPartition]
@@ -67,7 +67,54 @@ func (t FlowsTable) Held(ctx context.Context, rs []rows.Flow) ([]bool, error) {
 			ranges[r.KafkaPartition] = g
 		}
 		g.Lo, g.Hi = min(g.Lo, r.KafkaOffset), max(g.Hi, r.KafkaOffset)
-		keys[store.Key{Customer: r.Customer, Subnet: r.Subnet}] = struct{}{}
+	}
+	rl := make([]store.Range, 0, len(ranges))
+	for _, g := range ranges {
+		rl = append(rl, *g)
+	}
+	tmin, tmax, kl := bounds(rs)
+	held, err := t.Store.HeldFlows(ctx, rl, tmin, tmax, kl)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]bool, len(rs))
+	reused := 0
+	for i := range rs {
+		fps, ok := held[store.Record{Partition: rs[i].KafkaPartition, Offset: rs[i].KafkaOffset, Index: rs[i].KafkaIndex}]
+		if !ok {
+			continue
+		}
+		want := store.FingerprintOf(&rs[i])
+		for _, f := range fps {
+			out[i] = out[i] || f == want
+		}
+		if !out[i] {
+			reused++
+		}
+	}
+	return out, reused, nil
+}
+
+// Repair makes the rollups whole for the cells of rows found held.
+func (t FlowsTable) Repair(ctx context.Context, held []rows.Flow) ([]store.RepairReport, error) {
+	if len(held) == 0 {
+		return nil, nil
+	}
+	tmin, tmax, keys := bounds(held)
+	return t.Store.RepairRollups(ctx, tmin, tmax, keys)
+}
+
+// bounds is the time range and the (customer, subnet) keys of rs (not empty).
+func bounds(rs []rows.Flow) (tmin, tmax time.Time, keys []store.Key) {
+	seen := map[store.Key]struct{}{}
+	tmin, tmax = rs[0].TimeReceived, rs[0].TimeReceived
+	for i := range rs {
+		r := &rs[i]
+		k := store.Key{Customer: r.Customer, Subnet: r.Subnet}
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			keys = append(keys, k)
+		}
 		if r.TimeReceived.Before(tmin) {
 			tmin = r.TimeReceived
 		}
@@ -75,23 +122,7 @@ func (t FlowsTable) Held(ctx context.Context, rs []rows.Flow) ([]bool, error) {
 			tmax = r.TimeReceived
 		}
 	}
-	rl := make([]store.Range, 0, len(ranges))
-	for _, g := range ranges {
-		rl = append(rl, *g)
-	}
-	kl := make([]store.Key, 0, len(keys))
-	for k := range keys {
-		kl = append(kl, k)
-	}
-	held, err := t.Store.HeldFlows(ctx, rl, tmin, tmax, kl)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]bool, len(rs))
-	for i := range rs {
-		_, out[i] = held[store.Record{Partition: rs[i].KafkaPartition, Offset: rs[i].KafkaOffset, Index: rs[i].KafkaIndex}]
-	}
-	return out, nil
+	return tmin, tmax, keys
 }
 
 // AlertsTable writes the anomalies topic (pb.AnomalyEvent) to

@@ -16,6 +16,8 @@
 #   SECURE_KAFKA_SCRAM_USERS   "name:password,..." SCRAM-SHA-512 users, set at format time only
 #                              [svc:$FLOWSENTRY_KAFKA_PASSWORD or svc:svc-dev]
 #   SECURE_KAFKA_PLAIN_USERS   "name:password,..." PLAIN users           [same as SCRAM]
+#   SECURE_KAFKA_SUPER_USERS   "name,..." users the authorizer lets do anything, besides admin  [svc]
+#                              (every other user needs ACLs: `flowsentry-schema acls -apply`)
 #   FLOWSENTRY_CH_WRITER_PASSWORD / FLOWSENTRY_CH_ANALYST_PASSWORD  [writer-dev / analyst-dev]
 # Requires the jars of services-up.sh (.run/kafka/lib), java and clickhouse-server; openssl only
 # when it has to make the certificates. Root is not required.
@@ -25,7 +27,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cmd=${1:-}
 DIR=${2:-$RUN_DIR/secure}
-[[ $cmd == up || $cmd == down || $cmd == env ]] || { sed -n '2,21p' "$0"; exit 2; }
+[[ $cmd == up || $cmd == down || $cmd == env ]] || { sed -n '2,23p' "$0"; exit 2; }
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 TLS_DIR=$DIR/tls
@@ -137,6 +139,23 @@ kafka_up() {
       i = index($0, "@ADMIN_PASSWORD@"); while (i) { $0 = substr($0, 1, i-1) a substr($0, i+16); i = index($0, "@ADMIN_PASSWORD@") }
       i = index($0, "@PLAIN_USERS@"); if (i) $0 = substr($0, 1, i-1) u substr($0, i+13)
       print }' "$DEPLOY_DIR/kafka/sasl/server.properties" >"$SK_PROPS")
+  # Authorisation: KRaft's StandardAuthorizer, deny when no ACL matches. Super users: admin
+  # (inter-broker, creates topics and ACLs), ANONYMOUS (the principal of the loopback plaintext
+  # controller listener, which the broker half of this node uses to reach its controller half;
+  # a multi-host cluster puts that listener on SSL and lists its principal instead) and
+  # SECURE_KAFKA_SUPER_USERS. Services get ACLs: `flowsentry-schema acls -apply`.
+  local supers="User:admin;User:ANONYMOUS" u
+  IFS=, read -r -a pairs <<<"${SECURE_KAFKA_SUPER_USERS-svc}"
+  for u in "${pairs[@]}"; do
+    [[ -n $u ]] && supers+=";User:$u"
+  done
+  cat >>"$SK_PROPS" <<PROPS
+
+# Added by secure-services.sh: authorisation.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=$supers
+PROPS
 
   if [[ ! -f $SK_DIR/data/meta.properties ]]; then
     local cluster_id
@@ -227,6 +246,8 @@ ch_ready() {
 
 print_env() {
   cat <<EOF
+# svc is a super user of this broker; services run as their own users with the ACLs of
+# \`flowsentry-schema acls -apply\` (as admin, password in $SK_DIR/.admin), see docs/security.md.
 kafka:
   brokers: ["127.0.0.1:$SK_PORT"]
   tls: {enabled: true, ca_file: $TLS_DIR/ca.pem}

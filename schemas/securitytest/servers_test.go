@@ -20,22 +20,22 @@ import (
 
 // secrets are random per run, so that finding one in a log can only mean a leak.
 type secrets struct {
-	kafkaAdmin, kafkaSvc, kafkaCollector, kafkaDetector, kafkaAlerter string
-	chWriter                                                          string
-	pagerDutyKey, slackPath, apiToken                                 string
+	kafkaAdmin, kafkaSvc, kafkaCollector, kafkaDetector, kafkaAlerter, kafkaSink string
+	chWriter                                                                     string
+	pagerDutyKey, slackPath, apiToken                                            string
 }
 
 func newSecrets() secrets {
 	r := func(p string) string { return p + itest.RandomID() + itest.RandomID() }
 	return secrets{kafkaAdmin: r("kadm"), kafkaSvc: r("ksvc"), kafkaCollector: r("kcol"), kafkaDetector: r("kdet"),
-		kafkaAlerter: r("kalr"), chWriter: r("chw"), pagerDutyKey: r("pdkey"), slackPath: r("slackpath"),
+		kafkaAlerter: r("kalr"), kafkaSink: r("ksnk"), chWriter: r("chw"), pagerDutyKey: r("pdkey"), slackPath: r("slackpath"),
 		apiToken: r("apitoken")}
 }
 
 func (s secrets) all() map[string]string {
 	return map[string]string{"kafka admin password": s.kafkaAdmin, "kafka svc password": s.kafkaSvc,
 		"kafka collector password": s.kafkaCollector, "kafka detector password": s.kafkaDetector,
-		"kafka alerter password": s.kafkaAlerter, "clickhouse writer password": s.chWriter,
+		"kafka alerter password": s.kafkaAlerter, "kafka sink password": s.kafkaSink, "clickhouse writer password": s.chWriter,
 		"pagerduty routing key": s.pagerDutyKey, "slack webhook path": s.slackPath, "api token": s.apiToken}
 }
 
@@ -102,8 +102,10 @@ func startServers(t *testing.T) *servers {
 		"SECURE_KAFKA_PORT="+kport, "SECURE_KAFKA_CONTROLLER_PORT="+cport, "SECURE_CH_PORT="+chport,
 		"FLOWSENTRY_KAFKA_ADMIN_PASSWORD="+sec.kafkaAdmin,
 		"SECURE_KAFKA_SCRAM_USERS=svc:"+sec.kafkaSvc+",collector:"+sec.kafkaCollector+
-			",detector:"+sec.kafkaDetector+",alerter:"+sec.kafkaAlerter,
+			",detector:"+sec.kafkaDetector+",alerter:"+sec.kafkaAlerter+",sink:"+sec.kafkaSink,
 		"SECURE_KAFKA_PLAIN_USERS=svc:"+sec.kafkaSvc,
+		// svc is the tests' tool user (topics, probes); the services get ACLs.
+		"SECURE_KAFKA_SUPER_USERS=svc",
 		"FLOWSENTRY_CH_WRITER_PASSWORD="+sec.chWriter)
 
 	// Registered before the start so that a failed start is cleaned up too.

@@ -23,13 +23,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/packetworks/flowsentry/schemas/itest"
+	"github.com/packetworks/flowsentry/schemas/migrations"
 	"github.com/packetworks/flowsentry/schemas/pb"
+	"github.com/packetworks/flowsentry/schemas/topics"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 )
 
-// buildBinaries starts `go build` of the three services in the background
+// buildBinaries starts `go build` of the four services and flowsentry-schema in the background
 // (FLOWSENTRY_BIN: a directory with them already built, e.g. bin/ after
 // `make build`) and returns a function that waits for it.
 func buildBinaries(t *testing.T, root string) func(t *testing.T) string {
@@ -43,7 +46,7 @@ func buildBinaries(t *testing.T, root string) func(t *testing.T) string {
 	go func() {
 		defer close(done)
 		cmd := exec.Command("go", "build", "-o", dir+"/", "./collector/cmd/collector", "./detector/cmd/detector",
-			"./alerter/cmd/alerter")
+			"./alerter/cmd/alerter", "./alerter/cmd/sink", "./schemas/cmd/flowsentry-schema")
 		cmd.Dir = root
 		out, err = cmd.CombinedOutput()
 	}()
@@ -241,6 +244,34 @@ worker:
   heartbeat_seconds: 1
 `
 
+// adminYAML is the kafka section of the broker's super user, for
+// flowsentry-schema (topics, ACLs).
+const adminYAML = `kafka:
+  brokers: [%[1]q]
+  client_id: sec-admin
+  tls: {enabled: true, ca_file: %[2]q}
+  sasl: {mechanism: scram-sha-512, username: admin, password: {env: FLOWSENTRY_KAFKA_ADMIN_PASSWORD}}
+`
+
+const sinkYAML = `log_level: debug
+http_addr: %[1]q
+kafka:
+  brokers: [%[2]q]
+  client_id: sec-sink
+  tls: {enabled: true, ca_file: %[3]q}
+  sasl: {mechanism: scram-sha-512, username: sink, password: {env: FLOWSENTRY_KAFKA_PASSWORD}}
+consumer: {flows_topic: %[4]q}
+clickhouse:
+  addr: [%[5]q]
+  database: flowsentry
+  username: flowsentry_writer
+  password: {env: FLOWSENTRY_CH_WRITER_PASSWORD}
+  dial_timeout: 3s
+  tls: {enabled: true, ca_file: %[3]q}
+batch: {max_wait: 200ms}
+retry: {initial_backoff: 100ms, max_backoff: 1s}
+`
+
 const alerterYAML = `log_level: debug
 listen: %[1]q
 instance: sec-alerter
@@ -281,21 +312,16 @@ receivers:
     pagerduty: {url: %[9]q, routing_key: {env: FLOWSENTRY_PAGERDUTY_ROUTING_KEY}}
 `
 
-// testServices runs collector -> Kafka (SASL_SSL) -> detector, and the
-// alerter (Kafka SASL_SSL in, ClickHouse TLS audit, Slack and PagerDuty out),
-// every secret in the environment; then scans their output, their /metrics
-// pages and the servers' logs for every secret, and checks the modes of the
-// state files they wrote.
+// testServices runs collector -> Kafka (SASL_SSL) -> detector and sink ->
+// ClickHouse (TLS), and the alerter (Kafka SASL_SSL in, ClickHouse TLS
+// audit, Slack and PagerDuty out), every service as its own Kafka user
+// holding only the ACLs `flowsentry-schema acls` gives it and every secret
+// in the environment; checks that a service is refused a topic it has no
+// ACL for; then scans their output, their /metrics pages and the servers'
+// logs for every secret, and checks the modes of the state files they wrote.
 func testServices(t *testing.T, s *servers, bins func(*testing.T) string) {
 	sec := s.secrets
 	id := itest.RandomID()
-	flows, anomalies, baselines, state := "sec-flows-"+id, "sec-anomalies-"+id, "sec-baselines-"+id, "sec-state-"+id
-	createTopics(t, s,
-		kafka.TopicConfig{Topic: flows, NumPartitions: 8, ReplicationFactor: 1},
-		kafka.TopicConfig{Topic: anomalies, NumPartitions: 4, ReplicationFactor: 1},
-		kafka.TopicConfig{Topic: baselines, NumPartitions: 4, ReplicationFactor: 1},
-		kafka.TopicConfig{Topic: state, NumPartitions: 8, ReplicationFactor: 1,
-			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}})
 	bin := bins(t)
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -305,21 +331,45 @@ func testServices(t *testing.T, s *servers, bins func(*testing.T) string) {
 		}
 		return p
 	}
+	// The production topics and ACLs, made by the tool operators use, as
+	// the broker's super user (this broker is the test's own: default names).
+	adminCfg := write("admin.yaml", fmt.Sprintf(adminYAML, s.kafka, s.ca))
+	for _, args := range [][]string{{"topics", "-kafka-config", adminCfg}, {"acls", "-apply", "-kafka-config", adminCfg}} {
+		cmd := exec.Command(filepath.Join(bin, "flowsentry-schema"), args...)
+		cmd.Env = append(os.Environ(), "FLOWSENTRY_KAFKA_ADMIN_PASSWORD="+sec.kafkaAdmin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("flowsentry-schema %v: %v\n%s", args, err, out)
+		}
+		checkNoSecrets(t, "flowsentry-schema "+args[0]+" output", out, sec)
+	}
+	flows, anomalies, baselines, state := topics.Flows, topics.Anomalies, topics.Baselines, topics.DetectorState
+	var want []kafka.TopicConfig
+	for _, tp := range topics.All() {
+		want = append(want, kafka.TopicConfig{Topic: tp.Name, NumPartitions: tp.Partitions})
+	}
+	t.Setenv("SECTEST_KAFKA_PW", sec.kafkaSvc)
+	ksec := resolve(t, kafkaConfig(s, "scram-sha-512", "svc", "SECTEST_KAFKA_PW"))
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	waitTopics(wctx, t, adminClient(s, ksec), want...)
+	wcancel()
+	chAdmin := migrated(t, s)
 	inv := write("inventory.yaml", inventoryYAML)
 	fake := newFakeReceivers(t, sec.slackPath)
 	slackURL := fake.srv.URL + "/services/" + sec.slackPath
 
-	colHTTP, detHTTP, alrHTTP := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	colHTTP, detHTTP, alrHTTP, snkHTTP := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	colUDP := itest.FreeUDPAddr(t)
 	colState := filepath.Join(dir, "state", "collector-state.json")
 	alrState := filepath.Join(dir, "state", "alerter-state.json")
 	colCfg := write("collector.yaml", fmt.Sprintf(collectorYAML, colHTTP, colUDP, inv, colState, s.kafka, s.ca, flows))
-	detCfg := write("detector.yaml", fmt.Sprintf(detectorYAML, detHTTP, s.kafka, s.ca, "sec-det-"+id, flows, anomalies, baselines, state))
-	alrCfg := write("alerter.yaml", fmt.Sprintf(alerterYAML, alrHTTP, s.kafka, s.ca, anomalies, "sec-alr-"+id, s.ch,
+	detCfg := write("detector.yaml", fmt.Sprintf(detectorYAML, detHTTP, s.kafka, s.ca, "flowsentry-detector", flows, anomalies, baselines, state))
+	alrCfg := write("alerter.yaml", fmt.Sprintf(alerterYAML, alrHTTP, s.kafka, s.ca, anomalies, "flowsentry-alerter", s.ch,
 		alrState, filepath.Join(dir, "state", "deadletter.jsonl"), fake.srv.URL+"/v2/enqueue"))
+	snkCfg := write("sink.yaml", fmt.Sprintf(sinkYAML, snkHTTP, s.kafka, s.ca, flows, s.ch))
 
 	// -check first: the config (secrets resolved where the command does) is valid.
-	for _, c := range []struct{ name, cfg string }{{"collector", colCfg}, {"detector", detCfg}, {"alerter", alrCfg}} {
+	for _, c := range []struct{ name, cfg string }{{"collector", colCfg}, {"detector", detCfg}, {"alerter", alrCfg}, {"sink", snkCfg}} {
 		cmd := exec.Command(filepath.Join(bin, c.name), "-config", c.cfg, "-check")
 		cmd.Env = append(os.Environ(), "FLOWSENTRY_KAFKA_PASSWORD="+sec.kafkaAlerter,
 			"FLOWSENTRY_CH_WRITER_PASSWORD="+sec.chWriter, "FLOWSENTRY_SLACK_NOC_WEBHOOK="+slackURL,
@@ -339,7 +389,9 @@ func testServices(t *testing.T, s *servers, bins func(*testing.T) string) {
 		[]string{"FLOWSENTRY_KAFKA_PASSWORD=" + sec.kafkaAlerter, "FLOWSENTRY_CH_WRITER_PASSWORD=" + sec.chWriter,
 			"FLOWSENTRY_SLACK_NOC_WEBHOOK=" + slackURL, "FLOWSENTRY_PAGERDUTY_ROUTING_KEY=" + sec.pagerDutyKey,
 			"FLOWSENTRY_ALERTER_TOKENS=noc:operator:" + sec.apiToken}, "-config", alrCfg)
-	procs := []*proc{det, col, alr}
+	snk := startProc(t, dir, "sink", filepath.Join(bin, "sink"),
+		[]string{"FLOWSENTRY_KAFKA_PASSWORD=" + sec.kafkaSink, "FLOWSENTRY_CH_WRITER_PASSWORD=" + sec.chWriter}, "-config", snkCfg)
+	procs := []*proc{det, col, alr, snk}
 	dump := func() {
 		for _, p := range procs {
 			t.Logf("---- %s output:\n%s", p.name, p.output(t))
@@ -384,10 +436,18 @@ func testServices(t *testing.T, s *servers, bins func(*testing.T) string) {
 		metric(colPage, "collector_flows_produced_total"), metric(detPage, "detector_flows_folded_total"),
 		metric(detPage, "detector_batches_total"))
 
+	// ... and the sink (its own Kafka user) -> ClickHouse over TLS.
+	var snkPage string
+	var stored uint64
+	wait("flows written to ClickHouse by the sink", 30*time.Second, func() bool {
+		_, snkPage = get("http://"+snkHTTP+"/metrics", "")
+		stored = count(t, chAdmin, "SELECT count() FROM flowsentry.flows WHERE customer = 'acme' AND dst_addr = toFixedString(IPv6StringToNum('::ffff:10.1.2.3'), 16)")
+		return stored > 0 && metric(snkPage, "flowsentry_sink_rows_total") > 0
+	})
+	t.Logf("sink wrote %d of the collector's flows to ClickHouse over TLS", stored)
+
 	// An anomaly on the secured topic -> alerter -> Slack + PagerDuty,
 	// audit rows to ClickHouse over TLS.
-	t.Setenv("SECTEST_KAFKA_PW", sec.kafkaSvc)
-	ksec := resolve(t, kafkaConfig(s, "scram-sha-512", "svc", "SECTEST_KAFKA_PW"))
 	w := &kafka.Writer{Addr: kafka.TCP(s.kafka), Topic: anomalies, Balancer: &kafka.Murmur2Balancer{},
 		Transport: ksec.Transport("securitytest"), RequiredAcks: kafka.RequireAll, BatchTimeout: 10 * time.Millisecond}
 	defer w.Close()
@@ -417,6 +477,9 @@ func testServices(t *testing.T, s *servers, bins func(*testing.T) string) {
 		_, alrPage = get("http://"+alrHTTP+"/metrics", "")
 		return metric(alrPage, "flowsentry_alerter_audit_rows_written_total") > 0
 	})
+	wait("the anomaly stored in alerts by the sink", 20*time.Second, func() bool {
+		return count(t, chAdmin, "SELECT count() FROM flowsentry.alerts WHERE incident_id = '"+ev.Id+"'") > 0
+	})
 
 	// API: bearer tokens; the request log names the caller, never the token.
 	if code, body := get("http://"+alrHTTP+"/api/v1/whoami", sec.apiToken); code != 200 || !strings.Contains(body, "noc") {
@@ -431,6 +494,11 @@ func testServices(t *testing.T, s *servers, bins func(*testing.T) string) {
 	_, colPage = get("http://"+colHTTP+"/metrics", "")
 	_, detPage = get("http://"+detHTTP+"/metrics", "")
 	_, alrPage = get("http://"+alrHTTP+"/metrics", "")
+	_, snkPage = get("http://"+snkHTTP+"/metrics", "")
+
+	// ACLs: a service is refused what its user has no ACL for, says so, and
+	// counts it; the allowed paths above kept working.
+	denied := testDenied(t, s, dir, bin, inv, write)
 
 	// A collector with a wrong Kafka password: refused, says so, and does
 	// not print the password it tried.
@@ -475,7 +543,10 @@ func testServices(t *testing.T, s *servers, bins func(*testing.T) string) {
 	// No secret anywhere: service output, /metrics pages, state files,
 	// the servers' own logs.
 	scan := map[string][]byte{"collector /metrics": []byte(colPage), "detector /metrics": []byte(detPage),
-		"alerter /metrics": []byte(alrPage), "collector-wrong-password output": []byte(badOut)}
+		"alerter /metrics": []byte(alrPage), "sink /metrics": []byte(snkPage), "collector-wrong-password output": []byte(badOut)}
+	for name, b := range denied {
+		scan[name] = b
+	}
 	for _, p := range procs {
 		scan[p.name+" output"] = []byte(p.output(t))
 	}
@@ -508,4 +579,119 @@ func checkNoSecrets(t *testing.T, where string, b []byte, sec secrets) {
 			t.Errorf("%s contains the %s: …%s…", where, what, b[lo:hi])
 		}
 	}
+}
+
+// migrated applies the migrations on the secured ClickHouse (as its admin,
+// over TLS) and returns that connection for the test's own queries.
+func migrated(t *testing.T, s *servers) driver.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	admin, err := chConfig(s, "default", "default", "").Open(ctx, "clickhouse")
+	if err != nil {
+		t.Fatalf("admin over TLS: %v", err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	if _, err := migrations.Run(ctx, admin, nil); err != nil {
+		t.Fatalf("migrations over TLS: %v", err)
+	}
+	return admin
+}
+
+func count(t *testing.T, conn driver.Conn, q string) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// testDenied runs two services against topics their users have no ACL for:
+// a collector producing to the anomalies topic (refused at every write,
+// counted in collector_produce_errors_total, nothing written) and a sink
+// told to read the detector's state topic (refused at start with an error
+// naming the key, the topic and the ACL). It returns their output
+// and /metrics for the secret scan.
+func testDenied(t *testing.T, s *servers, dir, bin, inv string, write func(name, body string) string) map[string][]byte {
+	sec := s.secrets
+	colHTTP, colUDP := "127.0.0.1:"+freePort(t), itest.FreeUDPAddr(t)
+	colCfg := write("collector-denied.yaml", fmt.Sprintf(collectorYAML, colHTTP, colUDP, inv,
+		filepath.Join(dir, "state", "denied-state.json"), s.kafka, s.ca, topics.Anomalies))
+	col := startProc(t, dir, "collector-denied", filepath.Join(bin, "collector"),
+		[]string{"FLOWSENTRY_KAFKA_PASSWORD=" + sec.kafkaCollector}, "-config", colCfg)
+	snkCfg := write("sink-denied.yaml", fmt.Sprintf(sinkYAML, "127.0.0.1:"+freePort(t), s.kafka, s.ca, topics.DetectorState, s.ch))
+	snk := startProc(t, dir, "sink-denied", filepath.Join(bin, "sink"),
+		[]string{"FLOWSENTRY_KAFKA_PASSWORD=" + sec.kafkaSink, "FLOWSENTRY_CH_WRITER_PASSWORD=" + sec.chWriter}, "-config", snkCfg)
+
+	udp, err := net.Dial("udp", colUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	var page string
+	deadline := time.Now().Add(30 * time.Second)
+	for seq := uint32(0); ; seq += 10 {
+		_, _ = udp.Write(netflowV5(seq, 10))
+		_, page = get("http://"+colHTTP+"/metrics", "")
+		if metric(page, "collector_produce_errors_total") >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("collector writing to a topic without ACL: no produce error counted within 30 s; output:\n%s\nmetrics:\n%s",
+				col.output(t), page)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	col.stop(t)
+	colOut := col.output(t)
+	if metric(page, "collector_flows_produced_total") != 0 {
+		t.Errorf("collector without ACL on %s counts %.0f flows produced", topics.Anomalies, metric(page, "collector_flows_produced_total"))
+	}
+	// The topic holds only the one event the test wrote as svc.
+	cl := adminClient(s, resolve(t, kafkaConfig(s, "scram-sha-512", "svc", "SECTEST_KAFKA_PW")))
+	var req []kafka.OffsetRequest
+	for p := 0; p < 4; p++ {
+		req = append(req, kafka.LastOffsetOf(p))
+	}
+	ends, err := cl.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topics.Anomalies: req}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, p := range ends.Topics[topics.Anomalies] {
+		total += p.LastOffset
+	}
+	if total != 1 {
+		t.Errorf("%s holds %d messages after the refused collector; want the test's 1", topics.Anomalies, total)
+	}
+	// kafka-go's writer learns topics from metadata, where a topic the user
+	// may not describe is absent: the collector reports it as unknown.
+	t.Logf("collector without ACL on %s: %.0f write errors counted, nothing written; it logs: %s", topics.Anomalies,
+		metric(page, "collector_produce_errors_total"), firstLine(colOut, "kafka write failed"))
+
+	select {
+	case <-snk.done:
+	case <-time.After(30 * time.Second):
+		t.Error("sink told to read a topic without ACL is still running after 30 s")
+		snk.stop(t)
+	}
+	snkOut := snk.output(t)
+	if snk.err == nil || !strings.Contains(snkOut, "consumer.flows_topic") || !strings.Contains(snkOut, "not authorized") ||
+		!strings.Contains(snkOut, "Topic Authorization Failed") {
+		t.Errorf("sink reading a topic without ACL: exit %v, want a failure naming consumer.flows_topic and the ACL:\n%s", snk.err, snkOut)
+	}
+	t.Logf("sink without ACL on %s: %s", topics.DetectorState, firstLine(snkOut, "sink stopped"))
+	return map[string][]byte{"collector-denied output": []byte(colOut), "collector-denied /metrics": []byte(page),
+		"sink-denied output": []byte(snkOut)}
+}
+
+func firstLine(out, substr string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, substr) {
+			return l
+		}
+	}
+	return "(no line with " + substr + ")"
 }

@@ -71,6 +71,13 @@ func createTopics(t *testing.T, s *servers, topics ...kafka.TopicConfig) {
 			t.Fatalf("create topic %s: %v", name, err)
 		}
 	}
+	waitTopics(ctx, t, cl, topics...)
+}
+
+// waitTopics waits until every partition of the topics has a leader that
+// answers ListOffsets.
+func waitTopics(ctx context.Context, t *testing.T, cl *kafka.Client, topics ...kafka.TopicConfig) {
+	t.Helper()
 	for _, tc := range topics {
 		for {
 			md, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{tc.Topic}})

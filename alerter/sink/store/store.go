@@ -1,6 +1,7 @@
 // Package store writes the sink's rows into ClickHouse with clickhouse-go/v2
-// column-wise batch inserts and answers which Kafka records flowsentry.flows
-// already holds (the sink's replay check).
+// column-wise batch inserts, answers which Kafka records flowsentry.flows
+// already holds (the sink's replay check) and repairs the rollups of an
+// INSERT cut between its flows part and its views' parts.
 package store
 
 import (
@@ -171,19 +172,52 @@ type Key struct{ Customer, Subnet string }
 // relies on the time range alone.
 const maxHeldKeys = 2000
 
+// Fingerprint is what a flow row holds beyond its Kafka position. The
+// replay check compares it too: a record found at the same (partition,
+// offset, index) with other content is not this record but one of an
+// earlier incarnation of the topic (deleted and created again, offsets from
+// 0), and must be inserted, not skipped.
+type Fingerprint struct {
+	TimeReceived               int64 // Unix seconds
+	Exporter, SrcAddr, DstAddr string
+	SrcPort, DstPort           uint16
+	Proto                      uint8
+	SequenceNum                uint32
+	Bytes, Packets             uint64
+	Customer, Subnet           string
+}
+
+// FingerprintOf is the fingerprint of a row as ClickHouse will hand it back
+// (FixedString(16) addresses: an absent one is 16 zero bytes).
+func FingerprintOf(r *rows.Flow) Fingerprint {
+	return Fingerprint{TimeReceived: r.TimeReceived.Unix(), Exporter: fixed16(r.Exporter), SrcAddr: fixed16(r.SrcAddr),
+		DstAddr: fixed16(r.DstAddr), SrcPort: r.SrcPort, DstPort: r.DstPort, Proto: r.Proto, SequenceNum: r.SequenceNum,
+		Bytes: r.Bytes, Packets: r.Packets, Customer: r.Customer, Subnet: r.Subnet}
+}
+
+func fixed16(s string) string {
+	if len(s) >= 16 {
+		return s
+	}
+	return s + strings.Repeat("\x00", 16-len(s))
+}
+
 // HeldFlows returns the records of the given offset ranges that
-// flowsentry.flows holds, in one query. tmin/tmax bound time_received and
-// keys lists the (customer, subnet) of the rows being checked: with both,
-// ClickHouse reads only the parts of those days and the index granules of
-// those subnets and seconds, not the table (its ORDER BY does not start
-// with the Kafka columns).
-func (s *Store) HeldFlows(ctx context.Context, ranges []Range, tmin, tmax time.Time, keys []Key) (map[Record]struct{}, error) {
-	held := map[Record]struct{}{}
+// flowsentry.flows holds, with each row's fingerprint (a record may be there
+// more than once with different content: one per topic incarnation), in one
+// query. tmin/tmax bound time_received and keys lists the (customer, subnet)
+// of the rows being checked: with both, ClickHouse reads only the parts of
+// those days and the index granules of those subnets and seconds, not the
+// table (its ORDER BY does not start with the Kafka columns).
+func (s *Store) HeldFlows(ctx context.Context, ranges []Range, tmin, tmax time.Time, keys []Key) (map[Record][]Fingerprint, error) {
+	held := map[Record][]Fingerprint{}
 	if len(ranges) == 0 {
 		return held, nil
 	}
 	var q strings.Builder
-	fmt.Fprintf(&q, "SELECT kafka_partition, kafka_offset, kafka_index FROM %s.flows WHERE time_received >= toDateTime(%d) AND time_received <= toDateTime(%d) AND (",
+	fmt.Fprintf(&q, "SELECT kafka_partition, kafka_offset, kafka_index, time_received, exporter, src_addr, dst_addr, "+
+		"src_port, dst_port, proto, sequence_num, bytes, packets, customer, subnet FROM %s.flows "+
+		"WHERE time_received >= toDateTime(%d) AND time_received <= toDateTime(%d) AND (",
 		s.db, tmin.Unix(), tmax.Unix())
 	for i, r := range ranges {
 		if i > 0 {
@@ -192,15 +226,8 @@ func (s *Store) HeldFlows(ctx context.Context, ranges []Range, tmin, tmax time.T
 		fmt.Fprintf(&q, "(kafka_partition = %d AND kafka_offset >= %d AND kafka_offset <= %d)", r.Partition, r.Lo, r.Hi)
 	}
 	q.WriteString(")")
-	if len(keys) > 0 && len(keys) <= maxHeldKeys {
-		q.WriteString(" AND (customer, subnet) IN (")
-		for i, k := range keys {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			fmt.Fprintf(&q, "(%s, %s)", quote(k.Customer), quote(k.Subnet))
-		}
-		q.WriteString(")")
+	if len(keys) <= maxHeldKeys {
+		q.WriteString(keyFilter(keys))
 	}
 	res, err := s.conn.Query(ctx, q.String())
 	if err != nil {
@@ -209,12 +236,33 @@ func (s *Store) HeldFlows(ctx context.Context, ranges []Range, tmin, tmax time.T
 	defer res.Close()
 	for res.Next() {
 		var r Record
-		if err := res.Scan(&r.Partition, &r.Offset, &r.Index); err != nil {
+		var f Fingerprint
+		var tr time.Time
+		if err := res.Scan(&r.Partition, &r.Offset, &r.Index, &tr, &f.Exporter, &f.SrcAddr, &f.DstAddr, &f.SrcPort,
+			&f.DstPort, &f.Proto, &f.SequenceNum, &f.Bytes, &f.Packets, &f.Customer, &f.Subnet); err != nil {
 			return nil, err
 		}
-		held[r] = struct{}{}
+		f.TimeReceived = tr.Unix()
+		held[r] = append(held[r], f)
 	}
 	return held, res.Err()
+}
+
+// keyFilter is " AND (customer, subnet) IN (...)" for keys, "" for none.
+func keyFilter(keys []Key) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" AND (customer, subnet) IN (")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "(%s, %s)", quote(k.Customer), quote(k.Subnet))
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 var quoter = strings.NewReplacer(`\`, `\\`, `'`, `\'`)

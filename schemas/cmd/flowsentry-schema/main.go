@@ -1,6 +1,7 @@
 // Command flowsentry-schema applies Flowsentry's contracts to the real
 // services: "topics" creates the Kafka topics, "migrate" applies the
-// ClickHouse migrations, "list" prints both.
+// ClickHouse migrations, "list" prints both, "acls" prints (or, with
+// -apply, creates) each service's Kafka ACLs.
 package main
 
 import (
@@ -58,6 +59,8 @@ func main() {
 		pwEnv := fs.String("password-env", "FLOWSENTRY_CH_ADMIN_PASSWORD", "environment variable holding the password (may be unset for a passwordless local user)")
 		_ = fs.Parse(os.Args[2:])
 		err = migrate(ctx, *addr, *user, *pwEnv, log)
+	case "acls":
+		err = aclsCommand(ctx, os.Args[2:], os.Stdout, log)
 	case "list":
 		for _, t := range topics.All() {
 			fmt.Printf("topic %-18s partitions=%d compacted=%v  %s\n", t.Name, t.Partitions, t.Compacted, t.Doc)
@@ -77,7 +80,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: flowsentry-schema topics [-brokers h:p] [-replication n] [-kafka-config f.yaml] | migrate [-addr h:p -user u] | list")
+	fmt.Fprintln(os.Stderr, "usage: flowsentry-schema topics [-brokers h:p] [-replication n] [-kafka-config f.yaml] | migrate [-addr h:p -user u] | list | acls [-apply] [-kafka-config admin.yaml] [-<service>-user u] [-<service>-group g]")
 	os.Exit(2)
 }
 
