@@ -14,9 +14,11 @@ import (
 	"github.com/packetworks/flowsentry/detector/classify"
 	"github.com/packetworks/flowsentry/detector/engine"
 	"github.com/packetworks/flowsentry/detector/worker"
+	"github.com/packetworks/flowsentry/schemas/chclient"
 	"github.com/packetworks/flowsentry/schemas/config"
 	"github.com/packetworks/flowsentry/schemas/inventory"
 	"github.com/packetworks/flowsentry/schemas/kafkaclient"
+	"github.com/packetworks/flowsentry/schemas/secret"
 	"github.com/packetworks/flowsentry/schemas/telemetry"
 )
 
@@ -34,12 +36,24 @@ type Config struct {
 	Engine    engine.Config      `yaml:"engine"`
 	Baseline  baseline.Config    `yaml:"baseline"`
 	Classify  classify.Config    `yaml:"classify"`
+	// ClickHouse is read only by `detector bootstrap --from-clickhouse`
+	// (flow history); the detector itself never connects to it.
+	ClickHouse chclient.Config `yaml:"clickhouse"`
 }
 
 // Default returns the configuration used for keys a file leaves out.
 func Default() Config {
 	return Config{LogLevel: "info", HTTPAddr: ":9103", Kafka: kafkaclient.Default(), Worker: worker.DefaultConfig(),
-		Engine: engine.DefaultConfig(), Baseline: baseline.DefaultConfig(), Classify: classify.DefaultConfig()}
+		Engine: engine.DefaultConfig(), Baseline: baseline.DefaultConfig(), Classify: classify.DefaultConfig(),
+		ClickHouse: defaultClickHouse()}
+}
+
+// defaultClickHouse: reading history needs no more than the read-only
+// analyst user.
+func defaultClickHouse() chclient.Config {
+	c := chclient.Default()
+	c.Username, c.Password = "flowsentry_analyst", secret.Ref{Env: "FLOWSENTRY_CH_ANALYST_PASSWORD"}
+	return c
 }
 
 // Load reads path over the defaults and validates.
@@ -63,8 +77,26 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("http_addr: required"))
 	}
 	errs = append(errs, c.Kafka.Validate("kafka"), c.Worker.Validate("worker"), c.Engine.Validate("engine"),
-		c.Baseline.Validate("baseline"), c.Classify.Validate("classify"))
+		c.Baseline.Validate("baseline"), c.Classify.Validate("classify"), c.ClickHouse.Validate("clickhouse"))
 	return errors.Join(errs...)
+}
+
+// Limits returns the inventory's per-customer floors and ceilings (nil
+// without an inventory): the worker and a bootstrap classify alike.
+func (c Config) Limits() (engine.Limits, error) {
+	if c.Inventory == "" {
+		return nil, nil
+	}
+	inv, err := inventory.Load(c.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	return func(id string) (map[string]float64, map[string]float64) {
+		if cu := inv.Customer(id); cu != nil {
+			return cu.Floors, cu.Ceilings
+		}
+		return nil, nil
+	}, nil
 }
 
 // Run runs the detector until ctx ends.
@@ -73,18 +105,9 @@ func Run(ctx context.Context, c Config) error {
 	if c.Instance == "" {
 		c.Instance, _ = os.Hostname()
 	}
-	var limits engine.Limits
-	if c.Inventory != "" {
-		inv, err := inventory.Load(c.Inventory)
-		if err != nil {
-			return err
-		}
-		limits = func(id string) (map[string]float64, map[string]float64) {
-			if cu := inv.Customer(id); cu != nil {
-				return cu.Floors, cu.Ceilings
-			}
-			return nil, nil
-		}
+	limits, err := c.Limits()
+	if err != nil {
+		return err
 	}
 	srv := telemetry.NewServer()
 	em := engine.NewMetrics(srv.Registry)

@@ -34,6 +34,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"worker: {start_offset: middle}", "worker.start_offset"},
 		{"kafka: {brokers: []}", "kafka.brokers"},
 		{"log_level: loud", "log_level"},
+		{"clickhouse: {addr: [localhost]}", "clickhouse.addr[0]"},
 		{"engine: {windw_seconds: 5}", "windw_seconds"}, // unknown keys are errors
 	}
 	dir := t.TempDir()

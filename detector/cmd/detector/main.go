@@ -1,5 +1,9 @@
 // Command detector reads flows from Kafka, learns per-subnet baselines and
 // publishes anomaly events. Usage: detector -config detector.yaml [-check]
+//
+// detector bootstrap -config detector.yaml --from-clickhouse --days N
+// [--dry-run] [--force] learns the baselines from the flow history in
+// ClickHouse instead (see docs/detection.md).
 package main
 
 import (
@@ -14,6 +18,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bootstrap" {
+		os.Exit(bootstrapCommand(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	path := flag.String("config", "", "detector YAML file (defaults when empty)")
 	check := flag.Bool("check", false, "validate the configuration and exit")
 	flag.Parse()
