@@ -2,7 +2,9 @@
 // get, acknowledge) and silences (create, read, update, expire). Callers
 // authenticate with bearer tokens; read-only callers may only read
 // (403 on writes), no token is 401. Every call is logged with its caller.
-// The operator console will be served beside it, outside /api/.
+// The operator console (alerter/console) is served beside it, outside
+// /api/, and reads its data here: the incidents and silences above, and
+// with WithHistory the ClickHouse-backed endpoints of console.go.
 package api
 
 import (
@@ -16,6 +18,7 @@ import (
 
 	"github.com/packetworks/flowsentry/alerter/dispatch"
 	"github.com/packetworks/flowsentry/alerter/incident"
+	"github.com/packetworks/flowsentry/alerter/notify"
 	"github.com/packetworks/flowsentry/alerter/route"
 	"github.com/packetworks/flowsentry/alerter/state"
 )
@@ -42,11 +45,16 @@ type Handler struct {
 	tokens *Tokens
 	log    *slog.Logger
 	mux    *http.ServeMux
+	// history answers the console's ClickHouse questions (nil: 503).
+	history History
 }
 
 // New builds the handler; mount it at Prefix.
-func New(b Backend, tokens *Tokens, log *slog.Logger) *Handler {
+func New(b Backend, tokens *Tokens, log *slog.Logger, opts ...Option) *Handler {
 	h := &Handler{b: b, tokens: tokens, log: log, mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(h)
+	}
 	h.route("GET /api/v1/incidents", RoleReadOnly, h.listIncidents)
 	h.route("GET /api/v1/incidents/{id}", RoleReadOnly, h.getIncident)
 	h.route("POST /api/v1/incidents/{id}/ack", RoleOperator, h.ack)
@@ -58,6 +66,7 @@ func New(b Backend, tokens *Tokens, log *slog.Logger) *Handler {
 	h.route("GET /api/v1/whoami", RoleReadOnly, func(w http.ResponseWriter, r *http.Request, c Caller) {
 		writeJSON(w, http.StatusOK, map[string]string{"name": c.Name, "role": c.Role})
 	})
+	h.routeConsole()
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := h.authenticate(w, r); ok {
 			writeError(w, http.StatusNotFound, "no such endpoint")
@@ -118,7 +127,17 @@ func (h *Handler) listIncidents(w http.ResponseWriter, r *http.Request, _ Caller
 		writeError(w, http.StatusBadRequest, "state: must be open or resolved")
 		return
 	}
-	list := h.b.Incidents(dispatch.IncidentFilter{State: st, Customer: q.Get("customer")})
+	class, severity := q.Get("class"), q.Get("severity")
+	if severity != "" && incident.SeverityRank(severity) == 0 {
+		writeError(w, http.StatusBadRequest, "severity: must be info, warning or critical")
+		return
+	}
+	var list []*incident.Incident
+	for _, in := range h.b.Incidents(dispatch.IncidentFilter{State: st, Customer: q.Get("customer")}) {
+		if (class == "" || in.Class == class) && (severity == "" || in.Severity == severity) {
+			list = append(list, in)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"incidents": nonNil(list)})
 }
 
@@ -128,7 +147,11 @@ func (h *Handler) getIncident(w http.ResponseWriter, r *http.Request, _ Caller) 
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incident": in, "notifications": nonNil(log)})
+	// summary: the texts the notifications carry, so the console shows
+	// the same mitigation and query as Slack and PagerDuty did.
+	writeJSON(w, http.StatusOK, map[string]any{"incident": in, "notifications": nonNil(log),
+		"summary": map[string]string{"title": notify.Title(in), "figures": notify.Figures(in),
+			"mitigation": notify.MitigationText(in.Fingerprint.Mitigation), "sql": notify.SQL(in)}})
 }
 
 func (h *Handler) ack(w http.ResponseWriter, r *http.Request, c Caller) {

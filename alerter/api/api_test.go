@@ -48,7 +48,8 @@ func newServer(t *testing.T) (*httptest.Server, *dispatch.Engine, *bytes.Buffer)
 	return srv, e, &logs
 }
 
-func call(t *testing.T, srv *httptest.Server, token, method, path, body string) (int, map[string]any) {
+// send makes one call and returns the response and its whole body.
+func send(t *testing.T, srv *httptest.Server, token, method, path, body string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if token != "" {
@@ -59,8 +60,15 @@ func call(t *testing.T, srv *httptest.Server, token, method, path, body string) 
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func call(t *testing.T, srv *httptest.Server, token, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	resp, b := send(t, srv, token, method, path, body)
 	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
+	_ = json.Unmarshal([]byte(b), &out)
 	return resp.StatusCode, out
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/packetworks/flowsentry/alerter/audit"
+	"github.com/packetworks/flowsentry/alerter/console/history"
 	"github.com/packetworks/flowsentry/alerter/consume"
 	"github.com/packetworks/flowsentry/alerter/dispatch"
 	"github.com/packetworks/flowsentry/alerter/notify"
@@ -33,6 +34,7 @@ type Config struct {
 	Inventory  Inventory          `yaml:"inventory"`
 	Links      notify.Links       `yaml:"links"`
 	API        API                `yaml:"api"`
+	Console    Console            `yaml:"console"`
 	// Retry is the default policy of every receiver.
 	Retry        notify.Retry            `yaml:"retry"`
 	Route        route.Config            `yaml:"route"`
@@ -61,6 +63,13 @@ type API struct {
 	TokensEnv string `yaml:"tokens_env"`
 }
 
+// Console is the operator console, served at / beside the API; its charts
+// and history read ClickHouse as the analyst user.
+type Console struct {
+	Enabled        bool `yaml:"enabled"`
+	history.Config `yaml:",inline"`
+}
+
 // Default is a local setup.
 func Default() Config {
 	return Config{
@@ -70,6 +79,7 @@ func Default() Config {
 		State:     State{Path: "/var/lib/flowsentry/alerter/state.json", DeadLetterPath: "/var/lib/flowsentry/alerter/deadletter.jsonl"},
 		Incidents: dispatch.DefaultConfig(),
 		API:       API{TokensEnv: "FLOWSENTRY_ALERTER_TOKENS"},
+		Console:   Console{Enabled: true, Config: history.Default()},
 		Retry:     notify.DefaultRetry(),
 	}
 }
@@ -107,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.API.TokensFile == "" && c.API.TokensEnv == "" {
 		errs = append(errs, errors.New("api: set tokens_file and/or tokens_env"))
+	}
+	if c.Console.Enabled {
+		errs = append(errs, c.Console.Validate("console"))
 	}
 	var names []string
 	for i, r := range c.Receivers {

@@ -54,3 +54,44 @@ silences: [{matchers: ["customer=a"], comment: "x"}]
 		}
 	}
 }
+
+func TestConsoleSection(t *testing.T) {
+	base := "receivers: [{name: s, slack: {webhook_url: {env: S}}}]\nroute: {receiver: s}\n"
+	cases := []struct {
+		name, yaml string
+		want       []string // substrings of the error; none: valid
+	}{
+		{"defaults", "", nil},
+		{"disabled ignores its keys", "console: {enabled: false, band_spreads: -1}\n", nil},
+		{"bad values", "console: {band_spreads: 0, query_timeout: 0s, talkers_max_window: -1s, clickhouse: {addr: [nohost], username: ''}}\n",
+			[]string{"console.band_spreads", "console.query_timeout", "console.talkers_max_window", "console.clickhouse.addr[0]",
+				"console.clickhouse.username"}},
+		{"unknown key", "console: {colour: red}\n", []string{"colour"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "a.yaml")
+			_ = os.WriteFile(p, []byte(base+tc.yaml), 0o600)
+			_, err := Load(p)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("want %q in %v", w, err)
+				}
+			}
+		})
+	}
+	c, err := Load("../alerter.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Console.Enabled || c.Console.ClickHouse.Username != "flowsentry_analyst" ||
+		c.Console.ClickHouse.Password.Env != "FLOWSENTRY_CH_ANALYST_PASSWORD" || c.Console.BandSpreads != 3 {
+		t.Fatalf("example console section: %+v", c.Console)
+	}
+}

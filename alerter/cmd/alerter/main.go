@@ -1,6 +1,7 @@
 // Command alerter turns the detector's anomaly events into incidents and
 // notifications (Slack, PagerDuty, webhooks, the affected customer), keeps
-// an audit trail in ClickHouse and serves the incident/silence API.
+// an audit trail in ClickHouse and serves the incident/silence API and the
+// operator console.
 //
 //	alerter -config alerter.yaml          run
 //	alerter -config alerter.yaml -check   validate the config and exit
@@ -23,6 +24,8 @@ import (
 	"github.com/packetworks/flowsentry/alerter/api"
 	"github.com/packetworks/flowsentry/alerter/audit"
 	"github.com/packetworks/flowsentry/alerter/config"
+	"github.com/packetworks/flowsentry/alerter/console"
+	"github.com/packetworks/flowsentry/alerter/console/history"
 	"github.com/packetworks/flowsentry/alerter/consume"
 	"github.com/packetworks/flowsentry/alerter/dispatch"
 	"github.com/packetworks/flowsentry/alerter/notify"
@@ -90,6 +93,13 @@ func run(path string, check bool) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Console.Enabled {
+		// The console is not worth refusing to page for: without its
+		// password it serves 503s on its ClickHouse endpoints only.
+		if _, err := cfg.Console.ClickHouse.Options("console.clickhouse"); err != nil {
+			log.Warn("console: no ClickHouse connection, its charts and history will answer 503", "err", err)
+		}
+	}
 	if check {
 		fmt.Println("config OK:", len(receivers), "receivers,", len(rules), "inhibit rules,", len(cfg.Silences), "silences")
 		return nil
@@ -119,7 +129,12 @@ func run(path string, check bool) error {
 	tel.Ready("kafka", consumer.Healthy)
 
 	mux := tel.Handler()
-	mux.Handle(api.Prefix, api.New(engine, tokens, log))
+	var apiOpts []api.Option
+	if cfg.Console.Enabled {
+		console.Register(mux)
+		apiOpts = append(apiOpts, api.WithHistory(history.Open(cfg.Console.Config, tel.Registry)))
+	}
+	mux.Handle(api.Prefix, api.New(engine, tokens, log, apiOpts...))
 	if err := tel.Start(cfg.Listen, mux, log); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -137,7 +152,7 @@ func run(path string, check bool) error {
 	engineDone := make(chan struct{})
 	go func() { _ = engine.Run(engineCtx); close(engineDone) }()
 	log.Info("alerter started", "topic", cfg.Consumer.Topic, "group", cfg.Consumer.GroupID, "receivers", len(receivers),
-		"state", cfg.State.Path)
+		"state", cfg.State.Path, "console", cfg.Console.Enabled)
 	cerr := consumer.Run(ctx)
 	log.Info("shutting down")
 	stopEngine()
