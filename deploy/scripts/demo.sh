@@ -89,7 +89,10 @@ export FLOWSENTRY_CH_WRITER_PASSWORD=${FLOWSENTRY_CH_WRITER_PASSWORD:-writer-dev
 export FLOWSENTRY_CH_ANALYST_PASSWORD=${FLOWSENTRY_CH_ANALYST_PASSWORD:-analyst-dev}
 DEMO_ALERTER_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export DEMO_ALERTER_TOKEN
-export FLOWSENTRY_ALERTER_TOKENS="demo:read-only:$DEMO_ALERTER_TOKEN"
+# The demo program reads with the read-only token; the operator token is for
+# a person in the console (silences) when KEEP=1 leaves everything running.
+DEMO_OPERATOR_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export FLOWSENTRY_ALERTER_TOKENS="demo:read-only:$DEMO_ALERTER_TOKEN,demo-operator:operator:$DEMO_OPERATOR_TOKEN"
 RECEIVERS_URL="http://127.0.0.1:${PORT[RECEIVERS]}"
 local_slack=true local_pd=true
 if [[ -n ${SLACK_WEBHOOK_URL:-} ]]; then
@@ -177,6 +180,7 @@ if [[ ${KEEP:-} == 1 ]]; then
   cat <<EOF
 
 Everything is still running (KEEP=1). Stop it with: bash deploy/scripts/demo.sh stop
+  console          http://127.0.0.1:${PORT[ALERTER_HTTP]}/   (paste a token: operator $DEMO_OPERATOR_TOKEN, read-only $DEMO_ALERTER_TOKEN)
   alerter API      http://127.0.0.1:${PORT[ALERTER_HTTP]}/api/v1/incidents   (header: Authorization: Bearer $DEMO_ALERTER_TOKEN)
   metrics          collector http://127.0.0.1:${PORT[COLLECTOR_HTTP]}/metrics  detector http://127.0.0.1:${PORT[DETECTOR_HTTP]}/metrics
                    sink http://127.0.0.1:${PORT[SINK_HTTP]}/metrics  alerter http://127.0.0.1:${PORT[ALERTER_HTTP]}/metrics
