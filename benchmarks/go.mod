@@ -14,6 +14,8 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
+require gonum.org/v1/gonum v0.17.0 // indirect
+
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
@@ -42,6 +44,7 @@ require (
 	github.com/libp2p/go-reuseport v0.4.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/netsampler/goflow2/v2 v2.2.6 // indirect
+	github.com/packetworks/flowsentry/detector v0.0.0
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
@@ -65,3 +68,5 @@ replace github.com/packetworks/flowsentry/schemas => ../schemas
 replace github.com/packetworks/flowsentry/collector => ../collector
 
 replace github.com/packetworks/flowsentry/alerter => ../alerter
+
+replace github.com/packetworks/flowsentry/detector => ../detector

@@ -83,6 +83,19 @@ if [[ -f benchmarks/sink/run.sh ]]; then
   step sink "$sink_limit" "${sink_env}bash benchmarks/sink/run.sh"
 fi
 
+# Detection quality (benchmarks/quality, README "Detection quality"): the
+# labelled scenarios through the real collector and detector (bin/ from
+# make build when present), the static baseline on the same flows, and the
+# benign in-process run. QUICK: two small scenarios, half a benign day.
+quality_flags='-benign-days 4'
+quality_limit=360s
+if ((quick)); then
+  quality_flags='-quick'
+  quality_limit=120s
+fi
+[[ -x bin/collector && -x bin/detector ]] && quality_flags+=' -bin ../bin'
+step quality "$quality_limit" "cd benchmarks && go run ./quality/cmd/quality -repo .. -scenarios quality/scenarios -benign quality/scenarios/inproc $quality_flags -out results/tmp/quality.json -dir results/tmp/quality"
+
 cp /proc/loadavg "$run/loadavg.end"
 quick_flag=''
 ((quick)) && quick_flag=-quick

@@ -158,6 +158,8 @@ func WriteMarkdown(w io.Writer, r Results, plots map[string]string) error {
 		p("![sink rows/s](%s)\n\n", img)
 	}
 
+	writeQuality(&b, r, plots)
+
 	p("## Collector Go benchmarks\n\nPer flow (each benchmark counts one flow per iteration); median of the runs.\n\n")
 	p("| benchmark | ns/flow | flows/s per core | allocs/flow | B/flow | peer | ratio |\n|---|---|---|---|---|---|---|\n")
 	for _, f := range r.Figures {

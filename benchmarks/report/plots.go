@@ -230,6 +230,8 @@ func WritePlots(dir string, r Results) (map[string]string, error) {
 	cg.series = []series{s}
 	add("collector-go", cg)
 
+	add("quality", qualityPlot(r, quick))
+
 	for _, pl := range plots {
 		file := pl.name + ".png"
 		if err := pl.bp.save(filepath.Join(dir, file)); err != nil {

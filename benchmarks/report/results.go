@@ -110,6 +110,7 @@ func Build(dir string, quick bool) (Results, error) {
 	figs = append(figs, vsGoflow2Figures(dir, steps)...)
 	figs = append(figs, detectorFigures(dir, steps)...)
 	figs = append(figs, sinkFigures(dir, steps)...)
+	figs = append(figs, qualityFigures(dir, steps)...)
 	figs = append(figs, e2eFigure())
 	figs = append(figs, collectorGoFigures(dir, steps)...)
 	for i := range figs {

@@ -16,6 +16,10 @@ type Record struct {
 	Exporter int // index in Scenario.Exporters
 	Attack   int // index in Scenario.Attacks; -1 for background traffic
 	Flow     flowgen.Flow
+	// FragmentOffset (8-byte units) marks a non-initial IP fragment
+	// (fragment_flood): flowgen.Flow has no fragment fields, so exporters
+	// that carry them need their own template (benchmarks/quality/export).
+	FragmentOffset uint16
 }
 
 // Generator produces a scenario's records for consecutive time steps. It is
@@ -93,11 +97,83 @@ func (g *Generator) publicAddr(v6 bool) netip.Addr {
 }
 
 // Rate returns the background packet rate factor at t: the diurnal shape
-// (daily mean 1).
-func (g *Generator) Rate(t time.Time) float64 {
-	d := g.sc.Diurnal
-	h := float64(t.UTC().Hour()) + float64(t.UTC().Minute())/60 + float64(t.UTC().Second())/3600
-	return 1 + d.Amplitude*math.Cos(2*math.Pi*(h-d.PeakHour)/24)
+// (daily mean 1) times the weekly factor.
+func (g *Generator) Rate(t time.Time) float64 { return g.sc.shape(nil, t) }
+
+// shape is the background rate factor of subnet sn (nil: the scenario's
+// peak hour) at t.
+func (s *Scenario) shape(sn *Subnet, t time.Time) float64 {
+	d := s.Diurnal
+	peak := d.PeakHour
+	if sn != nil && sn.PeakHour != nil {
+		peak = *sn.PeakHour
+	}
+	u := t.UTC()
+	h := float64(u.Hour()) + float64(u.Minute())/60 + float64(u.Second())/3600
+	return (1 + d.Amplitude*math.Cos(2*math.Pi*(h-peak)/24)) * s.weekly(u)
+}
+
+// weekly interpolates the day factors between the days' noons.
+func (s *Scenario) weekly(u time.Time) float64 {
+	if len(s.Weekly) != 7 {
+		return 1
+	}
+	// Days since Monday 00:00, minus half a day: 0 at Monday noon.
+	x := float64((int(u.Weekday())+6)%7) + (float64(u.Hour())+float64(u.Minute())/60)/24 - 0.5
+	if x < 0 {
+		x += 7
+	}
+	i := int(x)
+	f := x - float64(i)
+	return s.Weekly[i%7]*(1-f) + s.Weekly[(i+1)%7]*f
+}
+
+// BaseRate is the background packet rate (unsampled, noise-free) of
+// subnet sn in one direction at t.
+func (s *Scenario) BaseRate(sn *Subnet, inbound bool, t time.Time) float64 {
+	pps := sn.OutPPS
+	if inbound {
+		pps = sn.InPPS
+	}
+	return pps * s.shape(sn, t)
+}
+
+// AttackedSubnet returns the customer subnet an attack acts on.
+func (s *Scenario) AttackedSubnet(a *Attack) *Subnet {
+	return &s.Customers[a.customer].Subnets[a.subnetIdx]
+}
+
+// AttackRate is the attack's packet rate at t (unsampled): its pps, or its
+// magnitude times the attacked direction's background (a flash crowd
+// adds magnitude-1 times the background in each of its directions).
+func (s *Scenario) AttackRate(a *Attack, inbound bool, t time.Time) float64 {
+	if a.Magnitude == 0 {
+		return a.PPS
+	}
+	m := a.Magnitude
+	if a.Kind == FlashCrowd {
+		m--
+	}
+	return m * s.BaseRate(s.AttackedSubnet(a), inbound, t)
+}
+
+// dip is the share of sn's background left at t in one direction
+// (traffic_drop and maintenance events; 1 outside them).
+func (g *Generator) dip(sn *Subnet, inbound bool, t time.Time) float64 {
+	f := 1.0
+	if g.live.IsZero() {
+		return f
+	}
+	for _, ai := range sn.dips {
+		a := &g.sc.Attacks[ai]
+		if t.Before(g.live.Add(a.Start)) || !t.Before(g.live.Add(a.End())) {
+			continue
+		}
+		if a.Expect.Direction == "both" || (a.Expect.Direction == "inbound") == inbound {
+			f *= *a.Level
+		}
+	}
+	return f
 }
 
 // Step appends the records of every flow that ends in [from, to) to out.
@@ -106,12 +182,12 @@ func (g *Generator) Step(from, to time.Time, out []Record) []Record {
 	if dt <= 0 {
 		return out
 	}
-	shape := g.Rate(from)
 	for ci := range g.sc.Customers {
 		c := &g.sc.Customers[ci]
 		ex := &g.sc.Exporters[c.exporter]
 		for si := range c.Subnets {
 			sn := &c.Subnets[si]
+			shape := g.sc.shape(sn, from)
 			for _, inbound := range []bool{true, false} {
 				pps := sn.OutPPS
 				if inbound {
@@ -121,8 +197,11 @@ func (g *Generator) Step(from, to time.Time, out []Record) []Record {
 				if g.sc.Noise > 0 {
 					noise = math.Exp(g.rng.NormFloat64()*g.sc.Noise - g.sc.Noise*g.sc.Noise/2)
 				}
+				if len(sn.dips) > 0 {
+					pps *= g.dip(sn, inbound, from)
+				}
 				sampled := g.poisson(pps * shape * noise * dt / float64(ex.Sampling))
-				out = g.background(out, c.exporter, ex, sn, inbound, sampled, from, to)
+				out = g.background(out, c.exporter, ex, sn, inbound, sampled, from, to, nil, -1)
 			}
 		}
 	}
@@ -138,9 +217,25 @@ func (g *Generator) Step(from, to time.Time, out []Record) []Record {
 		}
 		c := &g.sc.Customers[a.customer]
 		ex := &g.sc.Exporters[c.exporter]
-		n := g.poisson(a.PPS * hi.Sub(lo).Seconds() / float64(ex.Sampling))
+		switch a.Kind {
+		case TrafficDrop, Maintenance: // less background, see dip
+			continue
+		case FlashCrowd:
+			sn := g.sc.AttackedSubnet(a)
+			for _, d := range a.Directions() {
+				in := d == "inbound"
+				n := g.poisson(g.sc.AttackRate(a, in, lo) * hi.Sub(lo).Seconds() / float64(ex.Sampling))
+				out = g.background(out, c.exporter, ex, sn, in, n, lo, hi, g.attackers[ai], ai)
+			}
+			continue
+		}
+		n := g.poisson(g.sc.AttackRate(a, a.Kind != Scan, lo) * hi.Sub(lo).Seconds() / float64(ex.Sampling))
 		for range n {
-			out = append(out, Record{Exporter: c.exporter, Attack: ai, Flow: g.attackFlow(ai, a, g.when(lo, hi))})
+			r := Record{Exporter: c.exporter, Attack: ai, Flow: g.attackFlow(ai, a, g.when(lo, hi))}
+			if a.Kind == FragmentFlood {
+				r.FragmentOffset = 185 // 1480 bytes in: a trailing fragment of a 1500-byte packet
+			}
+			out = append(out, r)
 		}
 	}
 	return out
@@ -186,11 +281,7 @@ func (g *Generator) poisson(mean float64) int {
 
 // host returns the i-th active host of a subnet (from the 10th address).
 func host(p netip.Prefix, i int) netip.Addr {
-	a := p.Addr()
-	for range 10 + i {
-		a = a.Next()
-	}
-	return a
+	return nthSubnet(p.Addr(), p.Addr().BitLen(), 10+i)
 }
 
 // ephemeral is a client's source port.
@@ -206,8 +297,9 @@ const (
 // background appends sampled packets of one subnet and direction, grouped
 // into records the way the exporter would: one record per sampled packet
 // for sFlow, flows of several packets for NetFlow/IPFIX.
+// A flash crowd passes its own clients and attack index.
 func (g *Generator) background(out []Record, exi int, ex *Exporter, sn *Subnet, inbound bool, sampled int,
-	from, to time.Time) []Record {
+	from, to time.Time, crowd []netip.Addr, attack int) []Record {
 	ppf := hostingPacketsPerFlow
 	if sn.Profile == Office {
 		ppf = officePacketsPerFlow
@@ -224,23 +316,25 @@ func (g *Generator) background(out []Record, exi int, ex *Exporter, sn *Subnet, 
 		}
 		k = min(k, sampled)
 		sampled -= k
-		f := g.conversation(sn, inbound, v6, k)
+		f := g.conversation(sn, inbound, v6, k, crowd)
 		end := g.when(from, to)
 		f.End, f.Start = end, end.Add(-time.Duration(g.rng.Int64N(int64(2*time.Second))))
-		out = append(out, Record{Exporter: exi, Attack: -1, Flow: f})
+		out = append(out, Record{Exporter: exi, Attack: attack, Flow: f})
 	}
 	return out
 }
 
 // conversation builds one background flow record of k packets.
-func (g *Generator) conversation(sn *Subnet, inbound, v6 bool, k int) flowgen.Flow {
+func (g *Generator) conversation(sn *Subnet, inbound, v6 bool, k int, crowd []netip.Addr) flowgen.Flow {
 	clients, services := g.clients4, g.services4
 	if v6 {
 		clients, services = g.clients6, g.services6
 	}
 	local := host(sn.prefix, g.rng.IntN(sn.Hosts))
 	var remote netip.Addr
-	if sn.Profile == Hosting {
+	if crowd != nil {
+		remote = crowd[g.rng.IntN(len(crowd))]
+	} else if sn.Profile == Hosting {
 		remote = clients[g.rng.IntN(len(clients))]
 	} else {
 		// Popular services get most of the traffic.
@@ -349,6 +443,32 @@ func (g *Generator) attackFlow(ai int, a *Attack, end time.Time) flowgen.Flow {
 	f := flowgen.Flow{Packets: 1, Start: end.Add(-time.Duration(g.rng.Int64N(int64(time.Second)))), End: end, InIf: 1, OutIf: 2}
 	size := a.PacketSize
 	switch a.Kind {
+	case Volumetric:
+		// GRE from many sources: no port, no class of its own.
+		f.Src, f.Dst, f.Proto = src, a.target.Addr(), 47
+		if size == 0 {
+			size = 1400
+		}
+	case UDPFlood:
+		f.Src, f.Dst, f.Proto = src, a.target.Addr(), 17
+		f.SrcPort, f.DstPort = g.ephemeral(), uint16(1+g.rng.IntN(65535))
+		if size == 0 {
+			size = 512
+		}
+	case ICMPFlood:
+		f.Src, f.Dst, f.Proto, f.ICMPType = src, a.target.Addr(), 1, 8
+		if v6 {
+			f.Proto, f.ICMPType = 58, 128
+		}
+		if size == 0 {
+			size = 84
+		}
+	case FragmentFlood:
+		// Trailing fragments carry no transport header: no ports.
+		f.Src, f.Dst, f.Proto = src, a.target.Addr(), 17
+		if size == 0 {
+			size = 1500
+		}
 	case SYNFlood:
 		f.Src, f.Dst, f.Proto, f.TCPFlags = src, a.target.Addr(), 6, 0x02
 		f.SrcPort, f.DstPort = g.ephemeral(), a.Port
