@@ -96,6 +96,18 @@ fi
 [[ -x bin/collector && -x bin/detector ]] && quality_flags+=' -bin ../bin'
 step quality "$quality_limit" "cd benchmarks && go run ./quality/cmd/quality -repo .. -scenarios quality/scenarios -benign quality/scenarios/inproc $quality_flags -out results/tmp/quality.json -dir results/tmp/quality"
 
+# End-to-end latency (benchmarks/latency): first attack datagram → START →
+# notification → END → resolved, through the real collector, detector and
+# alerter. QUICK: two attacks, short warm-up.
+latency_flags=''
+latency_limit=300s
+if ((quick)); then
+  latency_flags=' -quick'
+  latency_limit=120s
+fi
+[[ -x bin/collector && -x bin/detector && -x bin/alerter ]] && latency_flags+=' -bin ../bin'
+step e2e-latency "$latency_limit" "cd benchmarks && go run ./latency$latency_flags -json results/tmp/e2e-latency.json"
+
 cp /proc/loadavg "$run/loadavg.end"
 quick_flag=''
 ((quick)) && quick_flag=-quick

@@ -189,7 +189,10 @@ func WriteMarkdown(w io.Writer, r Results, plots map[string]string) error {
 			if f.Note != "" {
 				p(": %s", f.Note)
 			}
-			p(".\n\n")
+			if !strings.HasSuffix(f.Note, ".") {
+				p(".")
+			}
+			p("\n\n")
 		}
 	}
 

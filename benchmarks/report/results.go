@@ -111,7 +111,7 @@ func Build(dir string, quick bool) (Results, error) {
 	figs = append(figs, detectorFigures(dir, steps)...)
 	figs = append(figs, sinkFigures(dir, steps)...)
 	figs = append(figs, qualityFigures(dir, steps)...)
-	figs = append(figs, e2eFigure())
+	figs = append(figs, e2eFigures(dir, steps)...)
 	figs = append(figs, collectorGoFigures(dir, steps)...)
 	for i := range figs {
 		f := &figs[i]
@@ -504,8 +504,39 @@ func sinkFigures(dir string, steps map[string]Step) []Figure {
 
 // --- end-to-end latency ---
 
-// e2eFigure says honestly that nothing measures it yet.
+const stepE2E = "e2e-latency"
+
+// e2eFigure is the head figure of benchmarks/latency, said honestly missing
+// or failed when the step gave nothing.
 func e2eFigure() Figure {
 	return Figure{ID: "e2e.latency", Group: "e2e", Name: "end-to-end latency, datagram → notification", Unit: "s",
-		Status: StatusNotMeasured, Note: "no harness yet times a datagram through collector, Kafka, detector and alerter to a notification"}
+		Status: StatusNotMeasured, Note: "benchmarks/latency did not run"}
+}
+
+// e2eFigures reads the figures benchmarks/latency wrote (already in the
+// Figure shape); the step adds command, load and status.
+func e2eFigures(dir string, steps map[string]Step) []Figure {
+	s, ok := steps[stepE2E]
+	if !ok {
+		return []Figure{fromStep(e2eFigure(), s, false)}
+	}
+	var file struct {
+		Figures []Figure `json:"figures"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stepE2E+".json"))
+	if err == nil {
+		err = json.Unmarshal(b, &file)
+	}
+	if err == nil && len(file.Figures) == 0 {
+		err = errors.New("no figures in " + stepE2E + ".json")
+	}
+	if err != nil {
+		f := e2eFigure()
+		f.Status, f.Note = StatusFailed, "no results from benchmarks/latency: "+err.Error()
+		return []Figure{fromStep(f, s, true)}
+	}
+	for i := range file.Figures {
+		file.Figures[i] = fromStep(file.Figures[i], s, true)
+	}
+	return file.Figures
 }

@@ -82,8 +82,8 @@ func TestJSONShape(t *testing.T) {
 	if end := doc.Machine["load_average_end"].([]any); end[0].(float64) != 3.65 {
 		t.Errorf("load_average_end %v, want loadavg.end's 3.65", end)
 	}
-	if len(doc.Steps) != 6 {
-		t.Errorf("%d steps, want 6", len(doc.Steps))
+	if len(doc.Steps) != 7 {
+		t.Errorf("%d steps, want 7", len(doc.Steps))
 	}
 	byID := map[string]map[string]any{}
 	for _, f := range doc.Figures {
@@ -110,7 +110,8 @@ func TestJSONShape(t *testing.T) {
 		{"detector.time_to_start", 10.03, 0, 0, true, StatusMeasured},
 		{"sink.e2e.batch=100000", 97370, 0, 0, false, StatusMeasured},
 		{"sink.insert.rollups=false/batch=20000", 90291, 0, 0, nil, StatusMeasured},
-		{"e2e.latency", 0, 0, 0, nil, StatusNotMeasured},
+		{"e2e.latency", 4.7636, 0, 0, nil, StatusMeasured},
+		{"e2e.latency.datagram_to_start", 9.6099, 0, 0, true, StatusMeasured},
 		{"collector.go.produce.AppendFlow", 259.6, 1432, 5.52, nil, StatusMeasured},
 		{"collector.go.decode.Decode/sflow", 1756, 0, 0, nil, StatusMeasured},
 	}
@@ -172,6 +173,7 @@ func TestBuildBrokenRun(t *testing.T) {
 		{"detector.bytes_per_subnet", StatusFailed, "BenchmarkTargetMemory not in the output", false},
 		{"detector.time_to_start", StatusMeasured, "", false}, // 12 s > 11 s
 		{"sink.e2e.batch=100000", StatusMissing, "benchmarks/sink/run.sh was not present", false},
+		{"e2e.latency", StatusMissing, "benchmarks/latency did not run", false},
 		{"collector.go", StatusFailed, `line 2: BenchmarkDecode/netflow9: value "abc" is not a number`, false},
 	}
 	for _, c := range cases {
