@@ -523,6 +523,8 @@ func TestTimeoutResolves(t *testing.T) {
 	if inc.ResolvedBy != "timeout" || !strings.Contains(inc.Reason, "no event from the detector for 15m0s") {
 		t.Fatalf("incident %+v", inc)
 	}
+	// PagerDuty and Slack are delivered independently: wait for both.
+	eventually(t, "slack resolved", func() bool { return len(h.slack.Messages()) == 2 })
 	if !strings.Contains(slackText(h.slack.Messages()[1]), "no event from the detector") {
 		t.Fatal("reason not shown on Slack")
 	}
