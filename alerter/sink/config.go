@@ -7,6 +7,7 @@ import (
 
 	"github.com/packetworks/flowsentry/alerter/sink/retention"
 	"github.com/packetworks/flowsentry/schemas/chclient"
+	"github.com/packetworks/flowsentry/schemas/dedup"
 	"github.com/packetworks/flowsentry/schemas/kafkaclient"
 	"github.com/packetworks/flowsentry/schemas/topics"
 )
@@ -38,6 +39,9 @@ type ConsumerConfig struct {
 	// have inserted without committing (the sink commits after every insert
 	// before it inserts the next batch).
 	ReplayCheckRows int `yaml:"replay_check_rows"`
+	// Dedup bounds the window of recently seen FlowBatch identities per
+	// partition and producer, by which re-sent copies are dropped.
+	Dedup dedup.Config `yaml:"dedup"`
 }
 
 // BatchConfig bounds an insert by size and by time.
@@ -68,7 +72,7 @@ func DefaultConfig() Config {
 		Kafka:    k,
 		Consumer: ConsumerConfig{GroupID: "flowsentry-sink", StartOffset: "earliest",
 			FlowsTopic: topics.Flows, AnomaliesTopic: topics.Anomalies, BaselinesTopic: topics.Baselines,
-			DeadLetterTopic: topics.FlowsDeadLetter},
+			DeadLetterTopic: topics.FlowsDeadLetter, Dedup: dedup.DefaultConfig()},
 		ClickHouse: chclient.Default(),
 		Batch:      BatchConfig{MaxRows: 100000, MaxWait: 2 * time.Second, InsertTimeout: 60 * time.Second, QueueMessages: 1024},
 		Retry:      RetryConfig{InitialBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second},
@@ -119,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if cc.ReplayCheckRows < 0 {
 		errs = append(errs, errors.New("consumer.replay_check_rows: must not be negative"))
+	}
+	if err := cc.Dedup.Validate("consumer.dedup"); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Batch.MaxRows < 1 || c.Batch.MaxRows > 1000000 {
 		// Above ClickHouse's max_insert_block_size (1048576) one INSERT

@@ -41,6 +41,8 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 		{"retention table name", "retention:\n  keep_days:\n    \"flows; DROP\": 3\n", "not a table name"},
 		{"kafka brokers", "kafka:\n  brokers: [nohost]\n", "kafka.brokers[0]"},
 		{"log level", "log_level: loud\n", "log_level"},
+		{"dedup window", "consumer:\n  dedup:\n    window: 10\n", "consumer.dedup.window"},
+		{"dedup producers", "consumer:\n  dedup:\n    producers: 0\n", "consumer.dedup.producers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

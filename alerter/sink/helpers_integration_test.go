@@ -106,14 +106,22 @@ func produceFlows(t *testing.T, brokers []string, topic string, n int) (flows in
 // base + i*10 + j bytes.
 func produceFlowsFrom(t *testing.T, brokers []string, topic string, n int, base uint64) (flows int, bytes uint64) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchSize: 200, BatchTimeout: 5 * time.Millisecond}
-	defer w.Close()
+	msgs, flows, bytes := flowBatches(t, n, base, 0, 0)
+	writeMessages(t, brokers, topic, msgs...)
+	return flows, bytes
+}
+
+// flowBatches builds the messages of produceFlowsFrom; with producer != 0
+// message i carries the identity (producer, seq + i), as the collector's.
+func flowBatches(t *testing.T, n int, base, producer, seq uint64) (msgs []kafka.Message, flows int, bytes uint64) {
+	t.Helper()
 	midnight := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	var msgs []kafka.Message
 	for i := 0; i < n; i++ {
 		subnet := fmt.Sprintf("203.0.%d.0/24", i%16)
 		fb := &pb.FlowBatch{Collector: "itest"}
+		if producer != 0 {
+			fb.ProducerId, fb.Sequence = producer, seq+uint64(i)
+		}
 		for j := 0; j <= i%4; j++ {
 			b := base + uint64(i*10+j)
 			fb.Flows = append(fb.Flows, &pb.Flow{Type: pb.Flow_IPFIX,
@@ -129,10 +137,19 @@ func produceFlowsFrom(t *testing.T, brokers []string, topic string, n int, base 
 		}
 		msgs = append(msgs, kafka.Message{Key: []byte(subnet), Value: v})
 	}
+	return msgs, flows, bytes
+}
+
+// writeMessages writes msgs keyed by subnet (Murmur2, like the collector),
+// in order: a message written twice lands twice on one partition.
+func writeMessages(t *testing.T, brokers []string, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchSize: 200, BatchTimeout: 5 * time.Millisecond}
+	defer w.Close()
 	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-	return flows, bytes
 }
 
 // waitCommitted waits until the group committed every partition's end.

@@ -19,10 +19,16 @@ type Metrics struct {
 	ReplayReused   *prometheus.CounterVec   // rows inserted although their Kafka position was held with other content
 	RollupRepaired *prometheus.CounterVec   // rollup cells short of their source, completed, by rollup table
 	RollupOver     *prometheus.CounterVec   // rollup cells holding more than their source, by rollup table
-	Lag            *prometheus.GaugeVec     // messages behind, by topic and partition
-	ClickHouseUp   prometheus.Gauge         // 0 while inserts fail
-	Retention      *prometheus.CounterVec   // partitions dropped, by table
-	RetentionErr   *prometheus.CounterVec
+	// Re-sent FlowBatch copies (same producer and sequence) not written:
+	// batches dropped by the in-memory window, flows by it or by the
+	// replay check (a copy of a batch stored before the assignment).
+	DuplicateBatches prometheus.Counter
+	DuplicateFlows   prometheus.Counter
+	DedupTooOld      prometheus.Counter     // batches below the dedup window: written, may be copies
+	Lag              *prometheus.GaugeVec   // messages behind, by topic and partition
+	ClickHouseUp     prometheus.Gauge       // 0 while inserts fail
+	Retention        *prometheus.CounterVec // partitions dropped, by table
+	RetentionErr     *prometheus.CounterVec
 }
 
 // NewMetrics registers the series on reg.
@@ -51,6 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Rollup cells found short of their source after a replay and completed."}, []string{"table"}),
 		RollupOver: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rollup_over_cells_total",
 			Help: "Rollup cells found holding more than their source (not repairable by the sink)."}, []string{"table"}),
+		DuplicateBatches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicate_batches_total",
+			Help: "FlowBatch messages dropped as copies re-sent by their producer (same producer id and sequence as one read before)."}),
+		DuplicateFlows: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicate_flows_total",
+			Help: "Flows of re-sent FlowBatch copies not written (dropped in memory, or found stored from another offset by the replay check)."}),
+		DedupTooOld: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dedup_too_old_batches_total",
+			Help: "FlowBatch messages whose sequence was below the dedup window: written, though they may be copies (raise consumer.dedup.window)."}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "consumer_lag",
 			Help: "Messages between the partition's end and the sink's committed offset."}, []string{"topic", "partition"}),
 		ClickHouseUp: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "clickhouse_up",
@@ -62,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Rows, m.BatchRows, m.InsertSeconds, m.FlushSeconds, m.BatchAge, m.Retries, m.DeadLetters,
-			m.ReplaySkipped, m.ReplayReused, m.RollupRepaired, m.RollupOver, m.Lag, m.ClickHouseUp, m.Retention, m.RetentionErr)
+			m.ReplaySkipped, m.ReplayReused, m.RollupRepaired, m.RollupOver, m.DuplicateBatches, m.DuplicateFlows, m.DedupTooOld, m.Lag, m.ClickHouseUp, m.Retention, m.RetentionErr)
 	}
 	m.ClickHouseUp.Set(1)
 	return m

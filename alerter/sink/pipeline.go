@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/packetworks/flowsentry/alerter/sink/store"
+	"github.com/packetworks/flowsentry/schemas/dedup"
 )
 
 // Message is one Kafka record as the sink sees it.
@@ -41,18 +42,41 @@ type Table[R any] interface {
 	Insert(ctx context.Context, rows []R) error
 }
 
+// Hold is what the replay check found for one row.
+type Hold uint8
+
+const (
+	// NotHeld: ClickHouse does not hold the row; insert it.
+	NotHeld Hold = iota
+	// HeldHere: held at the row's own Kafka position (a replay after a
+	// crash or a failed insert).
+	HeldHere
+	// HeldResent: the row is a re-sent copy (same producer, sequence and
+	// index) of a row an earlier run stored from another offset.
+	HeldResent
+)
+
 // Replayable is a Table that cannot fold a row written twice (flows, unlike
 // the ReplacingMergeTree tables), so that a replay after a crash or an
 // insert that failed half-way writes each row exactly once.
 type Replayable[R any] interface {
-	// Held marks the rows ClickHouse already holds: same Kafka position and
-	// same content. reused counts rows whose position it holds with other
+	// Held tells, per row, whether ClickHouse already holds it (same
+	// content, at its Kafka position or as the same row of the same
+	// batch). reused counts rows whose position it holds with other
 	// content (the topic was deleted and created again): they are inserted.
-	Held(ctx context.Context, rows []R) (held []bool, reused int, err error)
+	Held(ctx context.Context, rows []R) (held []Hold, reused int, err error)
 	// Repair makes what ClickHouse derives from the table (rollups) whole
 	// for the held rows: their INSERT may have died after the table's part
 	// and before the views' parts.
 	Repair(ctx context.Context, held []R) ([]store.RepairReport, error)
+}
+
+// Resendable is a Table whose messages carry their batch's identity
+// (producer id, sequence): a message re-sent by its producer after a lost
+// acknowledgement is dropped (schemas/dedup).
+type Resendable interface {
+	// Origin must be safe for concurrent use (partition readers call it).
+	Origin(m Message) dedup.Origin
 }
 
 // DeadLetters writes dead letters durably (the offset is committed after).
@@ -107,29 +131,42 @@ type pipeline[R any] struct {
 	// since the partition was assigned (Replayable tables only).
 	budget      map[int]int
 	checkBudget int
+	// window remembers the batches seen in this generation (Resendable
+	// tables only); a new pipeline per generation starts empty, so a batch
+	// is never judged by what a revoked assignment read and did not write.
+	window *dedup.Window
 }
 
 func newPipeline[R any](topic string, t Table[R], cfg Config, dead DeadLetters, commit Committer,
 	m *Metrics, acked *offsets, log *slog.Logger) *pipeline[R] {
-	return &pipeline[R]{topic: topic, table: t, dead: dead, commit: commit, batch: cfg.Batch, retry: cfg.Retry,
+	p := &pipeline[R]{topic: topic, table: t, dead: dead, commit: commit, batch: cfg.Batch, retry: cfg.Retry,
 		log: log.With("topic", topic, "table", t.Name()), metrics: m, acked: acked,
 		healthy: newTrue(), budget: map[int]int{}, checkBudget: cfg.replayCheckRows()}
+	if _, ok := t.(Resendable); ok {
+		p.window = dedup.NewWindow(cfg.Consumer.Dedup)
+	}
+	return p
 }
 
 // decoded is a message with its rows. Partition readers decode (in
 // parallel, and while the previous batch is being inserted); the batcher
 // only appends.
 type decoded[R any] struct {
-	msg  Message
-	rows []R
-	dead []DeadLetter
+	msg    Message
+	rows   []R
+	dead   []DeadLetter
+	origin dedup.Origin
 }
 
 // decode runs in the partition readers' goroutines: Table.Decode must be
 // safe for concurrent use.
 func (p *pipeline[R]) decode(m Message) decoded[R] {
 	rs, dead := p.table.Decode(m)
-	return decoded[R]{msg: m, rows: rs, dead: dead}
+	d := decoded[R]{msg: m, rows: rs, dead: dead}
+	if r, ok := p.table.(Resendable); ok {
+		d.origin = r.Origin(m)
+	}
+	return d
 }
 
 // run consumes in until ctx ends. A batch not yet written when ctx ends is
@@ -167,6 +204,23 @@ func (p *pipeline[R]) run(ctx context.Context, in <-chan decoded[R]) error {
 
 func (p *pipeline[R]) add(b *batch[R], d decoded[R]) {
 	m, rs, dead := d.msg, d.rows, d.dead
+	if p.window != nil {
+		switch p.window.Observe(m.Partition, d.origin) {
+		case dedup.Duplicate:
+			// A copy its producer re-sent after a lost acknowledgement: the
+			// original (rows and dead letters) is in this batch or was
+			// written before. Only its offset is committed.
+			p.metrics.DuplicateBatches.Inc()
+			p.metrics.DuplicateFlows.Add(float64(len(rs) + len(dead)))
+			p.log.Debug("dropped a re-sent batch", "partition", m.Partition, "offset", m.Offset,
+				"producer", fmt.Sprintf("%016x", d.origin.Producer), "sequence", d.origin.Sequence, "flows", len(rs)+len(dead))
+			b.spans = append(b.spans, span{msg: m, start: len(b.rows), end: len(b.rows)})
+			b.next[m.Partition] = m.Offset + 1
+			return
+		case dedup.TooOld:
+			p.metrics.DedupTooOld.Inc()
+		}
+	}
 	s := span{msg: m, start: len(b.rows)}
 	b.rows = append(b.rows, rs...)
 	s.end = len(b.rows)
@@ -318,6 +372,7 @@ func (p *pipeline[R]) dropHeld(ctx context.Context, rows []R, spans []span) ([]R
 	if len(held) != len(check) {
 		return rows, spans, fmt.Errorf("replay check: %d answers for %d rows", len(held), len(check))
 	}
+	var replayed, resent int
 	if reused > 0 {
 		p.metrics.ReplayReused.WithLabelValues(p.table.Name()).Add(float64(reused))
 		p.log.Warn("replay: ClickHouse holds other rows at these Kafka positions (topic recreated?); inserting these",
@@ -334,7 +389,12 @@ func (p *pipeline[R]) dropHeld(ctx context.Context, rows []R, spans []span) ([]R
 			if s.suspect {
 				h := held[k]
 				k++
-				if h {
+				if h != NotHeld {
+					if h == HeldResent {
+						resent++
+					} else {
+						replayed++
+					}
 					skipped = append(skipped, rows[i])
 					continue
 				}
@@ -347,8 +407,10 @@ func (p *pipeline[R]) dropHeld(ctx context.Context, rows []R, spans []span) ([]R
 	if len(skipped) == 0 {
 		return outRows, outSpans, nil
 	}
-	p.metrics.ReplaySkipped.WithLabelValues(p.table.Name()).Add(float64(len(skipped)))
-	p.log.Info("replay: skipped rows ClickHouse already holds", "skipped", len(skipped), "checked", len(check))
+	p.metrics.ReplaySkipped.WithLabelValues(p.table.Name()).Add(float64(replayed))
+	p.metrics.DuplicateFlows.Add(float64(resent))
+	p.log.Info("replay: skipped rows ClickHouse already holds", "replayed", replayed,
+		"resent_copies", resent, "checked", len(check))
 	// Before anything else is inserted for these keys: the skipped rows'
 	// INSERT may have kept its flows part and lost its rollup parts.
 	reports, err := rp.Repair(ctx, skipped)

@@ -26,6 +26,7 @@ type memFlows struct {
 	mu          sync.Mutex
 	count       map[[3]uint64]int
 	fps         map[[3]uint64][]store.Fingerprint
+	stored      []rows.Flow // every row written, in order
 	bytes       uint64
 	rollupBytes uint64 // what the views saw
 	failNext    int    // fail this many inserts...
@@ -34,6 +35,7 @@ type memFlows struct {
 	dataErr     bool   // refuse rows whose customer is "bad" as invalid
 	heldCalls   int
 	heldRanges  [][2]uint64
+	heldBatches int // batch identities asked about
 	repairs     int // RepairRollups calls
 	failRepairs int // fail this many repairs
 }
@@ -63,6 +65,7 @@ func (m *memFlows) InsertFlows(_ context.Context, rs []rows.Flow) error {
 		k := [3]uint64{uint64(r.KafkaPartition), r.KafkaOffset, uint64(r.KafkaIndex)}
 		m.count[k]++
 		m.fps[k] = append(m.fps[k], store.FingerprintOf(r))
+		m.stored = append(m.stored, *r)
 		m.bytes += r.Bytes
 		if !(fail && m.viewsLost) {
 			m.rollupBytes += r.Bytes
@@ -74,17 +77,32 @@ func (m *memFlows) InsertFlows(_ context.Context, rs []rows.Flow) error {
 	return nil
 }
 
-func (m *memFlows) HeldFlows(_ context.Context, ranges []store.Range, tmin, tmax time.Time, keys []store.Key) (map[store.Record][]store.Fingerprint, error) {
+// HeldFlows answers like the real query, without its time and key bounds
+// (an optimisation there): rows inside the offset ranges or with one of
+// the batch identities.
+func (m *memFlows) HeldFlows(_ context.Context, ranges []store.Range, batches []store.Batch, tmin, tmax time.Time, keys []store.Key) ([]store.HeldRow, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.heldCalls++
-	out := map[store.Record][]store.Fingerprint{}
 	for _, r := range ranges {
 		m.heldRanges = append(m.heldRanges, [2]uint64{r.Lo, r.Hi})
-		for k := range m.count {
-			if k[0] == uint64(r.Partition) && k[1] >= r.Lo && k[1] <= r.Hi {
-				out[store.Record{Partition: r.Partition, Offset: k[1], Index: uint32(k[2])}] = m.fps[k]
-			}
+	}
+	m.heldBatches += len(batches)
+	want := map[store.Batch]bool{}
+	for _, b := range batches {
+		want[b] = true
+	}
+	var out []store.HeldRow
+	for i := range m.stored {
+		r := &m.stored[i]
+		b := store.Batch{Producer: r.ProducerID, Sequence: r.Sequence}
+		in := want[b]
+		for _, g := range ranges {
+			in = in || (r.KafkaPartition == g.Partition && r.KafkaOffset >= g.Lo && r.KafkaOffset <= g.Hi)
+		}
+		if in {
+			out = append(out, store.HeldRow{Record: store.Record{Partition: r.KafkaPartition, Offset: r.KafkaOffset, Index: r.KafkaIndex},
+				Batch: b, Fingerprint: store.FingerprintOf(r)})
 		}
 	}
 	return out, nil
@@ -406,5 +424,155 @@ func TestPipelineRecreatedTopic(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.ReplaySkipped.WithLabelValues("flows")); got != 2 {
 		t.Errorf("replay_skipped_rows_total = %v, want 2 (offset 3)", got)
+	}
+}
+
+// withOrigin gives each message the identity producer/seq+i, as the
+// collector stamps its batches.
+func withOrigin(t *testing.T, msgs []Message, producer, seq uint64) []Message {
+	t.Helper()
+	out := make([]Message, len(msgs))
+	for i, m := range msgs {
+		fb := &pb.FlowBatch{}
+		if err := proto.Unmarshal(m.Value, fb); err != nil {
+			t.Fatal(err)
+		}
+		fb.ProducerId, fb.Sequence = producer, seq+uint64(i)
+		v, err := proto.Marshal(fb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Value = v
+		out[i] = m
+	}
+	return out
+}
+
+// resend is a copy of m written again by its producer at offset.
+func resend(m Message, offset int64) Message {
+	m.Offset = offset
+	return m
+}
+
+// copies counts rows stored more than once by content and batch identity
+// (the position differs between an original and its re-sent copy).
+func (m *memFlows) copies() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	type key struct {
+		store.Batch
+		idx uint32
+		fp  store.Fingerprint
+	}
+	seen := map[key]int{}
+	n := 0
+	for i := range m.stored {
+		r := &m.stored[i]
+		k := key{store.Batch{Producer: r.ProducerID, Sequence: r.Sequence}, r.KafkaIndex, store.FingerprintOf(r)}
+		if seen[k] > 0 {
+			n++
+		}
+		seen[k]++
+	}
+	return n
+}
+
+// TestPipelineDropsResentBatches: copies of a batch re-sent by its producer
+// after a lost acknowledgement (same bytes, later offsets, possibly after
+// newer batches) are not written, are counted, and their offsets are
+// committed; batches without an identity (older collectors) never are
+// dropped.
+func TestPipelineDropsResentBatches(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	const producer = 0xc0ffee0000000001
+	orig := withOrigin(t, flowMessages(t, 0, 0, 10, 3, t0), producer, 1)
+	msgs := append([]Message{}, orig...)
+	// Offsets 10..13: copies of 9 (right after), 2 and 5 (after newer
+	// batches: several senders), and 9 again (a second lost ack).
+	msgs = append(msgs, resend(orig[9], 10), resend(orig[2], 11), resend(orig[5], 12), resend(orig[9], 13))
+	// 14: a new batch of the same producer; 15: its copy.
+	next := withOrigin(t, flowMessages(t, 0, 14, 1, 3, t0), producer, 11)[0]
+	msgs = append(msgs, next, resend(next, 15))
+	// Another partition: the same sequence numbers from another producer
+	// (a restarted collector) are new batches.
+	other := withOrigin(t, flowMessages(t, 1, 0, 3, 2, t0), 0xbeef, 1)
+	msgs = append(msgs, other...)
+	// Partition 2: a batch of an older collector (no identity) and its copy.
+	legacy := flowMessages(t, 2, 0, 1, 2, t0)[0]
+	msgs = append(msgs, legacy, resend(legacy, 1))
+
+	for _, tc := range []struct {
+		name    string
+		maxRows int
+	}{
+		{"copies in the same insert as their original", 1000},
+		{"copies in later inserts", 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newMemFlows()
+			m := NewMetrics(nil)
+			c := &commits{}
+			if err := runPipelineMetrics(t, testConfig(tc.maxRows), st, &memDead{}, c, msgs, m); err != nil {
+				t.Fatal(err)
+			}
+			// 11 batches x 3 + 3 x 2 on partition 1 + the legacy batch twice.
+			if want := 11*3 + 3*2 + 2*2; len(st.stored) != want {
+				t.Errorf("%d rows stored, want %d", len(st.stored), want)
+			}
+			if got := st.copies(); got != 2 {
+				t.Errorf("%d rows stored twice, want 2 (the legacy batch's, never deduplicated)", got)
+			}
+			if got := testutil.ToFloat64(m.DuplicateBatches); got != 5 {
+				t.Errorf("duplicate_batches_total = %v, want 5", got)
+			}
+			if got := testutil.ToFloat64(m.DuplicateFlows); got != 15 {
+				t.Errorf("duplicate_flows_total = %v, want 15", got)
+			}
+			if c.last[0] != 16 || c.last[1] != 3 || c.last[2] != 2 {
+				t.Errorf("committed %v, want 0:16 1:3 2:2 (copies' offsets committed too)", c.last)
+			}
+		})
+	}
+}
+
+// TestPipelineResentAcrossRestart: the original was written and committed
+// by an earlier run (or another sink) and the copy arrives after the
+// partition is assigned again: the in-memory window is empty, the replay
+// check finds the copy's rows stored from another offset by batch identity.
+func TestPipelineResentAcrossRestart(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	orig := withOrigin(t, flowMessages(t, 0, 0, 10, 3, t0), 0xfeed, 1)
+	st := newMemFlows()
+	c := &commits{}
+	if err := runPipeline(t, testConfig(100), st, &memDead{}, c, orig); err != nil {
+		t.Fatal(err)
+	}
+	// Restart from offset 10: new batches, and copies of 7 and 8.
+	fresh := withOrigin(t, flowMessages(t, 0, 10, 3, 3, t0.Add(time.Minute)), 0xfeed, 11)
+	replay := []Message{fresh[0], resend(orig[7], 11), fresh[1], resend(orig[8], 13), fresh[2]}
+	for i := range replay {
+		replay[i].Offset = int64(10 + i)
+	}
+	m := NewMetrics(nil)
+	if err := runPipelineMetrics(t, testConfig(100), st, &memDead{}, c, replay, m); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(st.stored), 13*3; got != want {
+		t.Errorf("%d rows stored, want %d", got, want)
+	}
+	if got := st.copies(); got != 0 {
+		t.Errorf("%d rows stored twice", got)
+	}
+	if st.heldBatches == 0 {
+		t.Error("the replay check did not ask about batch identities")
+	}
+	if got := testutil.ToFloat64(m.DuplicateFlows); got != 6 {
+		t.Errorf("duplicate_flows_total = %v, want 6", got)
+	}
+	if got := testutil.ToFloat64(m.ReplaySkipped.WithLabelValues("flows")); got != 0 {
+		t.Errorf("replay_skipped_rows_total = %v, want 0 (copies are not replays)", got)
+	}
+	if c.last[0] != 15 {
+		t.Errorf("committed %v, want 15", c.last)
 	}
 }

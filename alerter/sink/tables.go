@@ -7,6 +7,7 @@ import (
 
 	"github.com/packetworks/flowsentry/alerter/sink/rows"
 	"github.com/packetworks/flowsentry/alerter/sink/store"
+	"github.com/packetworks/flowsentry/schemas/dedup"
 	"github.com/packetworks/flowsentry/schemas/pb"
 	"google.golang.org/protobuf/proto"
 )
@@ -15,7 +16,7 @@ import (
 // fake in unit tests).
 type FlowStore interface {
 	InsertFlows(ctx context.Context, rs []rows.Flow) error
-	HeldFlows(ctx context.Context, ranges []store.Range, tmin, tmax time.Time, keys []store.Key) (map[store.Record][]store.Fingerprint, error)
+	HeldFlows(ctx context.Context, ranges []store.Range, batches []store.Batch, tmin, tmax time.Time, keys []store.Key) ([]store.HeldRow, error)
 	RepairRollups(ctx context.Context, tmin, tmax time.Time, keys []store.Key) ([]store.RepairReport, error)
 }
 
@@ -34,10 +35,12 @@ func (FlowsTable) Decode(m Message) ([]rows.Flow, []DeadLetter) {
 	var dead []DeadLetter
 	for i, f := range fb.Flows {
 		r, err := rows.FromFlow(f, m.Partition, m.Offset, i)
+		r.ProducerID, r.Sequence = fb.ProducerId, fb.Sequence
 		if err != nil {
 			// The dead letter is a FlowBatch of the one flow, so a tool that
 			// replays dead letters reads them like the flows topic.
-			v, _ := proto.Marshal(&pb.FlowBatch{Flows: []*pb.Flow{f}, Collector: fb.Collector})
+			v, _ := proto.Marshal(&pb.FlowBatch{Flows: []*pb.Flow{f}, Collector: fb.Collector,
+				ProducerId: fb.ProducerId, Sequence: fb.Sequence})
 			dead = append(dead, DeadLetter{Source: m, Index: i, Value: v, Err: err})
 			continue
 		}
@@ -50,15 +53,27 @@ func (t FlowsTable) Insert(ctx context.Context, rs []rows.Flow) error {
 	return t.Store.InsertFlows(ctx, rs)
 }
 
-// Held asks ClickHouse, in one query, which (partition, offset, index) of
-// rs it holds, bounded by the rows' own offset ranges, time range and
-// (customer, subnet) keys. A row is held only if the content matches too;
-// reused counts positions held with other content (a recreated topic).
-func (t FlowsTable) Held(ctx context.Context, rs []rows.Flow) ([]bool, int, error) {
+// Origin is the message's batch identity, read without decoding its flows
+// (zero for a batch without one, or for a message that is not a
+// FlowBatch, which Decode turns into a dead letter).
+func (FlowsTable) Origin(m Message) dedup.Origin {
+	o, _ := dedup.Peek(m.Value)
+	return o
+}
+
+// Held asks ClickHouse, in one query, which rows of rs it holds, bounded by
+// the rows' own offset ranges, batch identities, time range and (customer,
+// subnet) keys. A row is held only if the content matches too: at its own
+// (partition, offset, index) it is a replay (HeldHere); with its own
+// (producer_id, sequence, index) at another offset it is a re-sent copy an
+// earlier run stored (HeldResent). reused counts positions held with other
+// content (a recreated topic).
+func (t FlowsTable) Held(ctx context.Context, rs []rows.Flow) ([]Hold, int, error) {
 	if len(rs) == 0 {
 		return nil, 0, nil
 	}
 	ranges := map[uint16]*store.Range{}
+	batches := map[store.Batch]struct{}{}
 	for i := range rs {
 		r := &rs[i]
 		g := ranges[r.KafkaPartition]
@@ -67,28 +82,56 @@ func (t FlowsTable) Held(ctx context.Context, rs []rows.Flow) ([]bool, int, erro
 			ranges[r.KafkaPartition] = g
 		}
 		g.Lo, g.Hi = min(g.Lo, r.KafkaOffset), max(g.Hi, r.KafkaOffset)
+		if r.ProducerID != 0 {
+			batches[store.Batch{Producer: r.ProducerID, Sequence: r.Sequence}] = struct{}{}
+		}
 	}
 	rl := make([]store.Range, 0, len(ranges))
 	for _, g := range ranges {
 		rl = append(rl, *g)
 	}
+	bl := make([]store.Batch, 0, len(batches))
+	for b := range batches {
+		bl = append(bl, b)
+	}
 	tmin, tmax, kl := bounds(rs)
-	held, err := t.Store.HeldFlows(ctx, rl, tmin, tmax, kl)
+	found, err := t.Store.HeldFlows(ctx, rl, bl, tmin, tmax, kl)
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]bool, len(rs))
+	type copyKey struct {
+		store.Batch
+		Index uint32
+	}
+	atPos := map[store.Record][]store.Fingerprint{}
+	byCopy := map[copyKey][]store.HeldRow{}
+	for _, h := range found {
+		atPos[h.Record] = append(atPos[h.Record], h.Fingerprint)
+		if h.Producer != 0 {
+			k := copyKey{h.Batch, h.Index}
+			byCopy[k] = append(byCopy[k], h)
+		}
+	}
+	out := make([]Hold, len(rs))
 	reused := 0
 	for i := range rs {
-		fps, ok := held[store.Record{Partition: rs[i].KafkaPartition, Offset: rs[i].KafkaOffset, Index: rs[i].KafkaIndex}]
-		if !ok {
-			continue
-		}
-		want := store.FingerprintOf(&rs[i])
+		r := &rs[i]
+		want := store.FingerprintOf(r)
+		pos := store.Record{Partition: r.KafkaPartition, Offset: r.KafkaOffset, Index: r.KafkaIndex}
+		fps, ok := atPos[pos]
 		for _, f := range fps {
-			out[i] = out[i] || f == want
+			if f == want {
+				out[i] = HeldHere
+			}
 		}
-		if !out[i] {
+		if out[i] == NotHeld && r.ProducerID != 0 {
+			for _, h := range byCopy[copyKey{store.Batch{Producer: r.ProducerID, Sequence: r.Sequence}, r.KafkaIndex}] {
+				if h.Record != pos && h.Fingerprint == want {
+					out[i] = HeldResent
+				}
+			}
+		}
+		if ok && out[i] == NotHeld {
 			reused++
 		}
 	}

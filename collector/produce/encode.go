@@ -1,6 +1,8 @@
 package produce
 
 import (
+	"encoding/binary"
+
 	"github.com/packetworks/flowsentry/schemas/pb"
 )
 
@@ -109,7 +111,13 @@ func appendBatchFlow(b, scratch []byte, f *pb.Flow) ([]byte, []byte) {
 	return append(b, scratch...), scratch
 }
 
-// finishBatch appends FlowBatch.collector (field 2).
-func finishBatch(b []byte, collector string) []byte {
-	return stringField(b, 2, collector)
+// finishBatch appends FlowBatch.collector (field 2), producer_id (3,
+// fixed64) and sequence (4): the fields after flows, in number order as
+// proto.Marshal writes them.
+func finishBatch(b []byte, collector string, producer, seq uint64) []byte {
+	b = stringField(b, 2, collector)
+	if producer != 0 {
+		b = binary.LittleEndian.AppendUint64(appendTag(b, 3, 1), producer)
+	}
+	return vint(b, 4, seq)
 }

@@ -81,19 +81,23 @@ func TestAppendFlowMatchesProto(t *testing.T) {
 func TestBatchEncoding(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var b, scratch []byte
-	want := &pb.FlowBatch{Collector: "col-1"}
+	want := &pb.FlowBatch{Collector: "col-1", ProducerId: 0x8000_0000_0000_0001, Sequence: 300}
 	for i := 0; i < 50; i++ {
 		f := randomFlow(r)
 		want.Flows = append(want.Flows, f)
 		b, scratch = appendBatchFlow(b, scratch, f)
 	}
-	b = finishBatch(b, "col-1")
+	b = finishBatch(b, "col-1", want.ProducerId, want.Sequence)
 	got := &pb.FlowBatch{}
 	if err := proto.Unmarshal(b, got); err != nil {
 		t.Fatal(err)
 	}
 	if !proto.Equal(got, want) {
 		t.Fatal("batch does not round-trip")
+	}
+	// Byte for byte what proto.Marshal writes (deterministic: one field order).
+	if m, _ := (proto.MarshalOptions{Deterministic: true}).Marshal(want); !bytes.Equal(m, b) {
+		t.Fatal("batch encoding differs from proto.Marshal")
 	}
 }
 

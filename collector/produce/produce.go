@@ -8,11 +8,20 @@
 // counted. Senders retry transient Kafka errors (broker down, leader
 // moving) for as long as it takes, so while Kafka is away the queue is the
 // buffer, up to buffer_bytes.
+//
+// A retry after a lost acknowledgement writes a batch Kafka already stored
+// (kafka-go has no idempotent producer). Each batch therefore carries the
+// producer's random id and a sequence number assigned when it is sealed;
+// a retry sends the same bytes, so consumers recognise the copy
+// (schemas/dedup) and delivery is exactly once end to end.
 package produce
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -57,6 +66,9 @@ type Config struct {
 	// RetryBackoff is the wait after a transient write error (doubling,
 	// up to 10 times this).
 	RetryBackoff time.Duration
+	// ProducerID is FlowBatch.producer_id; 0 (the default) draws a random
+	// one, so that a restarted collector never reuses its sequences' id.
+	ProducerID uint64
 }
 
 // Metrics of the producer.
@@ -107,6 +119,8 @@ type Producer struct {
 	m     *Metrics
 	log   *slog.Logger
 	queue chan *Message
+	id    uint64        // FlowBatch.producer_id
+	seq   atomic.Uint64 // last FlowBatch.sequence assigned
 
 	queued     atomic.Int64 // bytes
 	queuedFl   atomic.Int64
@@ -139,12 +153,34 @@ func New(cfg Config, w Writer, m *Metrics, log *slog.Logger) *Producer {
 	}
 	n := cfg.BufferBytes / int64(cfg.BatchBytes/8+1)
 	n = max(64, min(n, 1<<16))
-	p := &Producer{cfg: cfg, w: w, m: m, log: log, queue: make(chan *Message, n), closing: make(chan struct{})}
+	p := &Producer{cfg: cfg, w: w, m: m, log: log, queue: make(chan *Message, n), closing: make(chan struct{}),
+		id: cfg.ProducerID}
+	if p.id == 0 {
+		p.id = randomID()
+	}
 	p.bufs.New = func() any { b := make([]byte, 0, cfg.BatchBytes+4096); return &b }
 	p.partitions.Store(int64(cfg.Partitions))
 	m.partitions.Set(float64(cfg.Partitions))
 	return p
 }
+
+// randomID is a non-zero random 64-bit producer id: two collectors (or two
+// runs of one) share an id with probability 2^-64 per pair.
+func randomID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
+}
+
+// ID is the producer id written into every batch.
+func (p *Producer) ID() uint64 { return p.id }
+
+// Sequence is the last sequence number assigned to a batch.
+func (p *Producer) Sequence() uint64 { return p.seq.Load() }
 
 // Partitions is the partition count batches are built for.
 func (p *Producer) Partitions() int { return int(p.partitions.Load()) }
@@ -222,6 +258,7 @@ func (p *Producer) release(m *Message) {
 func (p *Producer) Run(ctx context.Context, drainTimeout time.Duration) {
 	sendCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	p.log.Info("producing", "producer_id", fmt.Sprintf("%016x", p.id), "senders", p.cfg.Senders)
 	for i := 0; i < p.cfg.Senders; i++ {
 		p.wg.Add(1)
 		go p.sender(sendCtx)
@@ -407,7 +444,12 @@ func (b *Batcher) flush(k int) {
 	if pt.buf == nil {
 		return
 	}
-	m := &Message{Partition: k, Key: []byte(pt.key), Value: finishBatch(*pt.buf, b.p.cfg.Collector),
+	// The sequence is fixed here, in the bytes: every retry of this batch
+	// sends the same (producer_id, sequence). One counter for all
+	// partitions and batchers keeps (producer, sequence) unique even if the
+	// balancer has to send the batch elsewhere than partition k.
+	seq := b.p.seq.Add(1)
+	m := &Message{Partition: k, Key: []byte(pt.key), Value: finishBatch(*pt.buf, b.p.cfg.Collector, b.p.id, seq),
 		Flows: pt.flows, Created: pt.created}
 	*pt = part{}
 	b.pending--

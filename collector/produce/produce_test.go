@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/packetworks/flowsentry/schemas/dedup"
 	"github.com/packetworks/flowsentry/schemas/pb"
 	"github.com/packetworks/flowsentry/schemas/topics"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -26,6 +27,9 @@ type fakeWriter struct {
 	fail  error
 	block chan struct{}
 	n     int
+	// lostAcks: this many writes store their messages and then fail, as
+	// when the broker stored a batch but its acknowledgement was lost.
+	lostAcks int
 }
 
 func (w *fakeWriter) Write(ctx context.Context, msgs []*Message) error {
@@ -49,6 +53,10 @@ func (w *fakeWriter) Write(ctx context.Context, msgs []*Message) error {
 		w.msgs = append(w.msgs, b)
 		w.parts = append(w.parts, m.Partition)
 		w.keys = append(w.keys, string(m.Key))
+	}
+	if w.lostAcks > 0 {
+		w.lostAcks--
+		return io.ErrUnexpectedEOF // the broker went away before answering
 	}
 	return nil
 }
@@ -210,6 +218,104 @@ func TestPartitionCountChange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBatcherSequences: every sealed batch carries the producer's id and
+// a sequence unique across partitions and batchers (several sockets share
+// one producer); another producer has another id.
+func TestBatcherSequences(t *testing.T) {
+	w := &fakeWriter{n: 8}
+	p := New(Config{BatchBytes: 1200, Linger: time.Hour, Partitions: 8, Senders: 3}, w, NewMetrics(nil), quiet)
+	if p.ID() == 0 {
+		t.Fatal("producer id 0: consumers would never deduplicate")
+	}
+	if q := New(Config{}, w, NewMetrics(nil), quiet); q.ID() == p.ID() {
+		t.Fatalf("two producers drew the same id %x", p.ID())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx, 5*time.Second); close(done) }()
+	const batchers, perBatcher = 4, 3000
+	var wg sync.WaitGroup
+	for g := 0; g < batchers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := p.NewBatcher()
+			for i := 0; i < perBatcher; i++ {
+				b.Flow(flowFor(g*perBatcher + i))
+			}
+			b.FlushAll()
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "all flows", func() bool { return w.flows() == batchers*perBatcher })
+	cancel()
+	<-done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := map[uint64]bool{}
+	for _, m := range w.msgs {
+		if m.ProducerId != p.ID() {
+			t.Fatalf("batch of producer %x, want %x", m.ProducerId, p.ID())
+		}
+		if m.Sequence == 0 || seen[m.Sequence] {
+			t.Fatalf("sequence %d is zero or assigned twice", m.Sequence)
+		}
+		seen[m.Sequence] = true
+	}
+	// Nothing dropped: the sequences are exactly 1..batches.
+	if n := uint64(len(w.msgs)); p.Sequence() != n || !seen[1] || !seen[n] {
+		t.Fatalf("%d batches, last sequence %d", n, p.Sequence())
+	}
+}
+
+// TestRetryAfterLostAckKeepsIdentity: a batch stored by Kafka whose
+// acknowledgement was lost is written again with the same bytes; the copies
+// share (producer_id, sequence), so a consumer's dedup window sees every
+// flow once.
+func TestRetryAfterLostAckKeepsIdentity(t *testing.T) {
+	w := &fakeWriter{n: 8, lostAcks: 3}
+	p := New(Config{BatchBytes: 1000, Linger: time.Hour, RetryBackoff: time.Millisecond, Senders: 2}, w, NewMetrics(nil), quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx, 5*time.Second); close(done) }()
+	b := p.NewBatcher()
+	const n = 500
+	for i := 0; i < n; i++ {
+		b.Flow(flowFor(i))
+	}
+	b.FlushAll()
+	waitFor(t, "backlog delivered", func() bool { by, _ := p.Backlog(); return by == 0 && w.flows() >= n })
+	cancel()
+	<-done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	win := dedup.NewWindow(dedup.Config{})
+	byFlow := map[uint64]int{}
+	dups, total := 0, 0
+	for i, m := range w.msgs {
+		total += len(m.Flows)
+		if win.Observe(w.parts[i], dedup.Origin{Producer: m.ProducerId, Sequence: m.Sequence}) == dedup.Duplicate {
+			dups += len(m.Flows)
+			continue
+		}
+		for _, f := range m.Flows {
+			byFlow[f.Bytes]++
+		}
+	}
+	if dups == 0 {
+		t.Fatal("no re-sent copy in the topic: the lost acknowledgements were not retried")
+	}
+	if total != n+dups {
+		t.Fatalf("%d flows written, %d unique + %d in copies", total, n, dups)
+	}
+	for i := 0; i < n; i++ {
+		if byFlow[uint64(i)] != 1 {
+			t.Fatalf("flow %d seen %d times after dedup", i, byFlow[uint64(i)])
+		}
+	}
+	t.Logf("%d flows, %d more in re-sent copies, every flow once after dedup", n, dups)
 }
 
 func BenchmarkBatcher(b *testing.B) {

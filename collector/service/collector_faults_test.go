@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/packetworks/flowsentry/collector/flowgen"
+	"github.com/packetworks/flowsentry/schemas/dedup"
 	"github.com/packetworks/flowsentry/schemas/faulttest"
 	"github.com/packetworks/flowsentry/schemas/pb"
 	"github.com/segmentio/kafka-go"
@@ -222,14 +223,23 @@ func (s *flowSender) send(now time.Time) error {
 // sent is the number of flows sent so far (to each destination).
 func (s *flowSender) sent() uint32 { return s.next - 1 }
 
-// delivery is what a topic holds: flows of one collector by sequence.
+// delivery is what a topic holds: flows of one collector by sequence, as
+// a consumer sees them after dropping re-sent batches (schemas/dedup, as
+// the sink and the detector do).
 type delivery struct {
-	total    int
+	total    int // flows after dedup
 	seen     map[uint32]int
 	others   int // flows of another collector id (must be none)
 	messages int
+	// Re-sent copies in the topic (same producer and sequence as a batch
+	// read before), dropped by the dedup window.
+	resentBatches, resentFlows int
+	// Batches the window could not judge: no producer id, or below the
+	// window (must be none).
+	unidentified, tooOld int
 }
 
+// duplicates counts flows seen more than once after dedup.
 func (d delivery) duplicates() int { return d.total - len(d.seen) }
 
 // readTopic reads every partition of topic from the start until want
@@ -251,6 +261,7 @@ func readTopic(t *testing.T, brokers []string, topic, id string, want int, d tim
 				MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
 			defer r.Close()
 			b := &pb.FlowBatch{}
+			win := dedup.NewWindow(dedup.DefaultConfig())
 			for {
 				m, err := r.ReadMessage(ctx)
 				if err != nil {
@@ -260,8 +271,21 @@ func readTopic(t *testing.T, brokers []string, topic, id string, want int, d tim
 					t.Errorf("%s/%d@%d: %v", topic, p, m.Offset, err)
 					continue
 				}
+				v := win.Observe(p, dedup.Origin{Producer: b.ProducerId, Sequence: b.Sequence})
 				mu.Lock()
 				out.messages++
+				switch v {
+				case dedup.Duplicate:
+					out.resentBatches++
+					out.resentFlows += len(b.Flows)
+					last = time.Now()
+					mu.Unlock()
+					continue
+				case dedup.Unidentified:
+					out.unidentified++
+				case dedup.TooOld:
+					out.tooOld++
+				}
 				for _, f := range b.Flows {
 					if b.Collector != id {
 						out.others++

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/packetworks/flowsentry/schemas/dedup"
 	"github.com/packetworks/flowsentry/schemas/topics"
 )
 
@@ -38,13 +39,17 @@ type Config struct {
 	// FetchMaxWaitMs bounds how long a fetch waits for data: it bounds
 	// detection latency on quiet partitions.
 	FetchMaxWaitMs int `yaml:"fetch_max_wait_ms"`
+	// Dedup bounds the window of recently seen FlowBatch identities per
+	// partition and producer, by which re-sent copies are dropped.
+	Dedup dedup.Config `yaml:"dedup"`
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{Group: "flowsentry-detector",
 		Topics:      Topics{Flows: topics.Flows, Anomalies: topics.Anomalies, Baselines: topics.Baselines, State: topics.DetectorState},
-		StartOffset: "last", CheckpointSeconds: 30, SessionTimeoutSeconds: 10, HeartbeatSeconds: 2, FetchMaxWaitMs: 250}
+		StartOffset: "last", CheckpointSeconds: 30, SessionTimeoutSeconds: 10, HeartbeatSeconds: 2, FetchMaxWaitMs: 250,
+		Dedup: dedup.DefaultConfig()}
 }
 
 // Validate names the bad key under prefix.
@@ -73,6 +78,9 @@ func (c Config) Validate(prefix string) error {
 	}
 	if c.FetchMaxWaitMs < 10 || c.FetchMaxWaitMs > 10000 {
 		errs = append(errs, fmt.Errorf("%s.fetch_max_wait_ms: %d is not in 10..10000", prefix, c.FetchMaxWaitMs))
+	}
+	if err := c.Dedup.Validate(prefix + ".dedup"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -20,6 +20,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.SessionTimeoutSeconds = 3 }, "worker.session_timeout_seconds"},
 		{func(c *Config) { c.HeartbeatSeconds = 5 }, "worker.heartbeat_seconds"},
 		{func(c *Config) { c.FetchMaxWaitMs = 1 }, "worker.fetch_max_wait_ms"},
+		{func(c *Config) { c.Dedup.Window = 1 }, "worker.dedup.window"},
+		{func(c *Config) { c.Dedup.Producers = 0 }, "worker.dedup.producers"},
 	}
 	for _, tc := range cases {
 		c := DefaultConfig()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/packetworks/flowsentry/detector/checkpoint"
 	"github.com/packetworks/flowsentry/detector/engine"
+	"github.com/packetworks/flowsentry/schemas/dedup"
 	"github.com/packetworks/flowsentry/schemas/kafkaclient"
 	"github.com/packetworks/flowsentry/schemas/pb"
 	"github.com/packetworks/flowsentry/schemas/topics"
@@ -279,6 +280,11 @@ func (w *Worker) consume(ctx context.Context, gen *kafka.Generation, p int, off 
 		w.checkpoint(cctx, gen, []int{p})
 	}()
 	batch := &pb.FlowBatch{}
+	// This assignment's batches only: a window kept across generations
+	// would judge by batches another owner may have read meanwhile. After
+	// a restart or rebalance it starts empty, so a copy of a batch read
+	// before it (at most the collector's in-flight batches) is folded again.
+	win := dedup.NewWindow(w.cfg.Dedup)
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -287,24 +293,41 @@ func (w *Worker) consume(ctx context.Context, gen *kafka.Generation, p int, off 
 			}
 			return
 		}
-		if err := proto.Unmarshal(m.Value, batch); err != nil {
-			w.m.Batches.WithLabelValues("invalid").Inc()
-			w.log.Warn("invalid flow batch", "partition", p, "offset", m.Offset, "err", err)
-			batch.Reset()
-		} else {
-			w.m.Batches.WithLabelValues("ok").Inc()
-			if len(batch.Flows) > 0 && topics.Partition([]byte(batch.Flows[0].GetSubnet()), w.flowParts) != p {
-				w.m.Misrouted.Inc()
-			}
-		}
-		w.mu.Lock()
-		for _, f := range batch.Flows {
-			w.eng.Fold(int32(p), f)
-		}
-		w.eng.Advance()
-		w.next[p] = m.Offset + 1
-		w.mu.Unlock()
+		w.handle(p, m, batch, win)
 	}
+}
+
+// handle folds one message of flows partition p; a copy of a batch its
+// producer re-sent after a lost acknowledgement is dropped before folding,
+// or its flows would count twice in their window.
+func (w *Worker) handle(p int, m kafka.Message, batch *pb.FlowBatch, win *dedup.Window) {
+	if err := proto.Unmarshal(m.Value, batch); err != nil {
+		w.m.Batches.WithLabelValues("invalid").Inc()
+		w.log.Warn("invalid flow batch", "partition", p, "offset", m.Offset, "err", err)
+		batch.Reset()
+	} else {
+		w.m.Batches.WithLabelValues("ok").Inc()
+		switch win.Observe(p, dedup.Origin{Producer: batch.ProducerId, Sequence: batch.Sequence}) {
+		case dedup.Duplicate:
+			w.m.DuplicateBatches.Inc()
+			w.m.DuplicateFlows.Add(float64(len(batch.Flows)))
+			w.log.Debug("dropped a re-sent batch", "partition", p, "offset", m.Offset,
+				"producer", fmt.Sprintf("%016x", batch.ProducerId), "sequence", batch.Sequence, "flows", len(batch.Flows))
+			batch.Reset()
+		case dedup.TooOld:
+			w.m.DedupTooOld.Inc()
+		}
+		if len(batch.Flows) > 0 && topics.Partition([]byte(batch.Flows[0].GetSubnet()), w.flowParts) != p {
+			w.m.Misrouted.Inc()
+		}
+	}
+	w.mu.Lock()
+	for _, f := range batch.Flows {
+		w.eng.Fold(int32(p), f)
+	}
+	w.eng.Advance()
+	w.next[p] = m.Offset + 1
+	w.mu.Unlock()
 }
 
 // checkpoint writes the changed state of parts, waits until every event

@@ -142,7 +142,21 @@ type FlowBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Flows []*Flow                `protobuf:"bytes,1,rep,name=flows,proto3" json:"flows,omitempty"`
 	// Collector instance that produced the batch (hostname by default).
-	Collector     string `protobuf:"bytes,2,opt,name=collector,proto3" json:"collector,omitempty"`
+	Collector string `protobuf:"bytes,2,opt,name=collector,proto3" json:"collector,omitempty"`
+	// Batch identity, for application-level idempotence (kafka-go has no
+	// idempotent producer): a batch re-sent after a lost acknowledgement keeps
+	// its bytes, so its copies share (producer_id, sequence) and consumers
+	// drop all but the first (schemas/dedup).
+	//
+	// producer_id: random, drawn when the collector process starts, so a
+	// restart never reuses an id. 0 means "no identity" (batches of older
+	// collectors): never deduplicated.
+	ProducerId uint64 `protobuf:"fixed64,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// sequence: unique per producer, counting from 1 in the order batches are
+	// sealed (all partitions share the counter, so a batch that lands on
+	// another partition than it was built for still cannot collide). Copies
+	// may reach Kafka out of order (several concurrent senders).
+	Sequence      uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +203,20 @@ func (x *FlowBatch) GetCollector() string {
 		return x.Collector
 	}
 	return ""
+}
+
+func (x *FlowBatch) GetProducerId() uint64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *FlowBatch) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
 }
 
 type Flow struct {
@@ -590,10 +618,13 @@ var File_flow_proto protoreflect.FileDescriptor
 const file_flow_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"flow.proto\x12\rflowsentry.v1\"T\n" +
+	"flow.proto\x12\rflowsentry.v1\"\x91\x01\n" +
 	"\tFlowBatch\x12)\n" +
 	"\x05flows\x18\x01 \x03(\v2\x13.flowsentry.v1.FlowR\x05flows\x12\x1c\n" +
-	"\tcollector\x18\x02 \x01(\tR\tcollector\"\xb7\v\n" +
+	"\tcollector\x18\x02 \x01(\tR\tcollector\x12\x1f\n" +
+	"\vproducer_id\x18\x03 \x01(\x06R\n" +
+	"producerId\x12\x1a\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\"\xb7\v\n" +
 	"\x04Flow\x120\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1c.flowsentry.v1.Flow.FlowTypeR\x04type\x12(\n" +
 	"\x10time_received_ns\x18\x02 \x01(\x04R\x0etimeReceivedNs\x12+\n" +

@@ -41,6 +41,9 @@ type Flow struct {
 	KafkaPartition      uint16
 	KafkaOffset         uint64
 	KafkaIndex          uint32
+	// ProducerID and Sequence are the FlowBatch's identity (0: none): a
+	// re-sent copy of the batch at another offset carries the same.
+	ProducerID, Sequence uint64
 }
 
 // FlowColumns is the column list of every flows INSERT, in Flow's order.
@@ -48,7 +51,7 @@ type Flow struct {
 const FlowColumns = "time_received, time_flow_start, time_flow_end, flow_type, exporter, observation_domain_id, " +
 	"sequence_num, sampling_rate, in_if, out_if, src_addr, dst_addr, src_port, dst_port, proto, etype, tcp_flags, " +
 	"ip_tos, icmp_type, icmp_code, fragment_offset, src_as, dst_as, bytes, packets, customer, subnet, direction, " +
-	"kafka_partition, kafka_offset, kafka_index"
+	"kafka_partition, kafka_offset, kafka_index, producer_id, sequence"
 
 // Day is the row's day partition (toYYYYMMDD(time_received)).
 func (f *Flow) Day() int {

@@ -1,7 +1,8 @@
 // Package store writes the sink's rows into ClickHouse with clickhouse-go/v2
-// column-wise batch inserts, answers which Kafka records flowsentry.flows
-// already holds (the sink's replay check) and repairs the rollups of an
-// INSERT cut between its flows part and its views' parts.
+// column-wise batch inserts, answers which Kafka records (or re-sent copies
+// of them) flowsentry.flows already holds (the sink's replay check) and
+// repairs the rollups of an INSERT cut between its flows part and its
+// views' parts.
 package store
 
 import (
@@ -90,6 +91,7 @@ func (s *Store) insertFlows(ctx context.Context, rs []rows.Flow, idx []int) erro
 		proto, flags, tos, icmpT, icmpC = make([]uint8, n), make([]uint8, n), make([]uint8, n), make([]uint8, n), make([]uint8, n)
 		bytes, packets, koff            = make([]uint64, n), make([]uint64, n), make([]uint64, n)
 		kpart                           = make([]uint16, n)
+		producer, bseq                  = make([]uint64, n), make([]uint64, n)
 	)
 	for j, i := range idx {
 		r := &rs[i]
@@ -101,10 +103,11 @@ func (s *Store) insertFlows(ctx context.Context, rs []rows.Flow, idx []int) erro
 		sport[j], dport[j], etype[j], frag[j] = r.SrcPort, r.DstPort, r.Etype, r.FragmentOffset
 		proto[j], flags[j], tos[j], icmpT[j], icmpC[j] = r.Proto, r.TCPFlags, r.IPTos, r.ICMPType, r.ICMPCode
 		bytes[j], packets[j], koff[j], kpart[j] = r.Bytes, r.Packets, r.KafkaOffset, r.KafkaPartition
+		producer[j], bseq[j] = r.ProducerID, r.Sequence
 	}
 	// Same order as rows.FlowColumns.
 	cols := []any{tr, ts, te, ft, exp, odid, seq, rate, inIf, outIf, src, dst, sport, dport, proto, etype, flags,
-		tos, icmpT, icmpC, frag, srcAS, dstAS, bytes, packets, cust, subnet, dir, kpart, koff, kidx}
+		tos, icmpT, icmpC, frag, srcAS, dstAS, bytes, packets, cust, subnet, dir, kpart, koff, kidx, producer, bseq}
 	return s.insertColumns(ctx, "flows", rows.FlowColumns, cols)
 }
 
@@ -202,20 +205,54 @@ func fixed16(s string) string {
 	return s + strings.Repeat("\x00", 16-len(s))
 }
 
-// HeldFlows returns the records of the given offset ranges that
-// flowsentry.flows holds, with each row's fingerprint (a record may be there
-// more than once with different content: one per topic incarnation), in one
-// query. tmin/tmax bound time_received and keys lists the (customer, subnet)
-// of the rows being checked: with both, ClickHouse reads only the parts of
+// Batch is a FlowBatch's identity (producer_id, sequence); a re-sent copy
+// of the batch at another Kafka offset has the same.
+type Batch struct{ Producer, Sequence uint64 }
+
+// HeldRow is a flows row the replay check found: its Kafka position, its
+// batch identity and its content.
+type HeldRow struct {
+	Record
+	Batch
+	Fingerprint
+}
+
+// maxHeldBatches bounds the (producer_id, sequence) IN list of one query
+// (ClickHouse's max_query_size is 256 KiB); more batches take more queries.
+const maxHeldBatches = 2000
+
+// HeldFlows returns the rows flowsentry.flows holds at the given offset
+// ranges or with the given batch identities (a re-sent copy stored earlier
+// at another offset), with each row's fingerprint: a record may be there
+// more than once with different content, one per topic incarnation.
+// tmin/tmax bound time_received and keys lists the (customer, subnet) of
+// the rows being checked: with both, ClickHouse reads only the parts of
 // those days and the index granules of those subnets and seconds, not the
-// table (its ORDER BY does not start with the Kafka columns).
-func (s *Store) HeldFlows(ctx context.Context, ranges []Range, tmin, tmax time.Time, keys []Key) (map[Record][]Fingerprint, error) {
-	held := map[Record][]Fingerprint{}
-	if len(ranges) == 0 {
-		return held, nil
+// table (its ORDER BY does not start with the Kafka columns). A re-sent
+// copy holds the same flows as its original, so the same bounds find it.
+func (s *Store) HeldFlows(ctx context.Context, ranges []Range, batches []Batch, tmin, tmax time.Time, keys []Key) ([]HeldRow, error) {
+	var held []HeldRow
+	for first := true; first || len(batches) > 0; first = false {
+		chunk := batches[:min(len(batches), maxHeldBatches)]
+		batches = batches[len(chunk):]
+		rs := ranges
+		if !first {
+			rs = nil // asked already
+		}
+		if len(rs) == 0 && len(chunk) == 0 {
+			continue
+		}
+		var err error
+		if held, err = s.heldFlows(ctx, held, rs, chunk, tmin, tmax, keys); err != nil {
+			return nil, err
+		}
 	}
+	return held, nil
+}
+
+func (s *Store) heldFlows(ctx context.Context, held []HeldRow, ranges []Range, batches []Batch, tmin, tmax time.Time, keys []Key) ([]HeldRow, error) {
 	var q strings.Builder
-	fmt.Fprintf(&q, "SELECT kafka_partition, kafka_offset, kafka_index, time_received, exporter, src_addr, dst_addr, "+
+	fmt.Fprintf(&q, "SELECT kafka_partition, kafka_offset, kafka_index, producer_id, sequence, time_received, exporter, src_addr, dst_addr, "+
 		"src_port, dst_port, proto, sequence_num, bytes, packets, customer, subnet FROM %s.flows "+
 		"WHERE time_received >= toDateTime(%d) AND time_received <= toDateTime(%d) AND (",
 		s.db, tmin.Unix(), tmax.Unix())
@@ -224,6 +261,19 @@ func (s *Store) HeldFlows(ctx context.Context, ranges []Range, tmin, tmax time.T
 			q.WriteString(" OR ")
 		}
 		fmt.Fprintf(&q, "(kafka_partition = %d AND kafka_offset >= %d AND kafka_offset <= %d)", r.Partition, r.Lo, r.Hi)
+	}
+	if len(batches) > 0 {
+		if len(ranges) > 0 {
+			q.WriteString(" OR ")
+		}
+		q.WriteString("(producer_id, sequence) IN (")
+		for i, b := range batches {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "(%d, %d)", b.Producer, b.Sequence)
+		}
+		q.WriteString(")")
 	}
 	q.WriteString(")")
 	if len(keys) <= maxHeldKeys {
@@ -235,15 +285,15 @@ func (s *Store) HeldFlows(ctx context.Context, ranges []Range, tmin, tmax time.T
 	}
 	defer res.Close()
 	for res.Next() {
-		var r Record
-		var f Fingerprint
+		var h HeldRow
 		var tr time.Time
-		if err := res.Scan(&r.Partition, &r.Offset, &r.Index, &tr, &f.Exporter, &f.SrcAddr, &f.DstAddr, &f.SrcPort,
-			&f.DstPort, &f.Proto, &f.SequenceNum, &f.Bytes, &f.Packets, &f.Customer, &f.Subnet); err != nil {
+		f := &h.Fingerprint
+		if err := res.Scan(&h.Partition, &h.Offset, &h.Index, &h.Producer, &h.Sequence, &tr, &f.Exporter, &f.SrcAddr, &f.DstAddr,
+			&f.SrcPort, &f.DstPort, &f.Proto, &f.SequenceNum, &f.Bytes, &f.Packets, &f.Customer, &f.Subnet); err != nil {
 			return nil, err
 		}
 		f.TimeReceived = tr.Unix()
-		held[r] = append(held[r], f)
+		held = append(held, h)
 	}
 	return held, res.Err()
 }

@@ -47,18 +47,22 @@ func TestInsertFlowsPerDayAndHeld(t *testing.T) {
 	}
 	acme := []store.Key{{Customer: "acme", Subnet: "203.0.113.0/24"}}
 	r3 := []store.Range{{Partition: 3, Lo: 101, Hi: 103}}
-	held, err := st.HeldFlows(ctx, r3, mid.Add(-10*time.Second), mid.Add(10*time.Second), acme)
+	held, err := st.HeldFlows(ctx, r3, nil, mid.Add(-10*time.Second), mid.Add(10*time.Second), acme)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(held) != 6 {
 		t.Fatalf("held %v, want offsets 101..103 x 2 indexes", held)
 	}
-	if _, ok := held[store.Record{Partition: 3, Offset: 103, Index: 1}]; !ok {
+	found := false
+	for _, h := range held {
+		found = found || h.Record == store.Record{Partition: 3, Offset: 103, Index: 1}
+	}
+	if !found {
 		t.Fatal("103/1 not held")
 	}
 	// Without the key filter the answer is the same.
-	if h, err := st.HeldFlows(ctx, r3, mid.Add(-10*time.Second), mid.Add(10*time.Second), nil); err != nil || len(h) != 6 {
+	if h, err := st.HeldFlows(ctx, r3, nil, mid.Add(-10*time.Second), mid.Add(10*time.Second), nil); err != nil || len(h) != 6 {
 		t.Fatalf("without keys: %v, %v", h, err)
 	}
 	// Another partition, other keys (quotes and backslashes escaped), or
@@ -72,7 +76,7 @@ func TestInsertFlowsPerDayAndHeld(t *testing.T) {
 		{3, []store.Key{{Customer: `o'brien\`, Subnet: "203.0.113.0/24"}, {Customer: "acme", Subnet: "x"}}, mid.Add(-time.Hour), mid.Add(time.Hour)},
 		{3, acme, mid.Add(time.Hour), mid.Add(2 * time.Hour)},
 	} {
-		h, err := st.HeldFlows(ctx, []store.Range{{Partition: tc.p, Lo: 0, Hi: 1000}, {Partition: 9, Lo: 0, Hi: 5}}, tc.tmin, tc.tmax, tc.keys)
+		h, err := st.HeldFlows(ctx, []store.Range{{Partition: tc.p, Lo: 0, Hi: 1000}, {Partition: 9, Lo: 0, Hi: 5}}, nil, tc.tmin, tc.tmax, tc.keys)
 		if err != nil || len(h) != 0 {
 			t.Fatalf("%+v holds %v (%v)", tc, h, err)
 		}
@@ -86,6 +90,49 @@ func TestInsertFlowsPerDayAndHeld(t *testing.T) {
 		if got := sinktest.Count(t, conn, fmt.Sprintf(tc.q, db)); got != 10000 {
 			t.Errorf("%s: %d bytes, want 10000", tc.table, got)
 		}
+	}
+}
+
+// TestHeldFlowsByBatch: rows are found by their batch identity (a re-sent
+// copy of the batch sits at another offset), with more identities than one
+// query's IN list takes; producer ids use all 64 bits.
+func TestHeldFlowsByBatch(t *testing.T) {
+	conn, db := sinktest.Database(t)
+	st := store.New(conn, db)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	const producer = 0xffff_0000_ffff_0001
+	var rs []rows.Flow
+	for i := 0; i < 5000; i++ {
+		r := flowRow(t, t0.Add(time.Duration(i%60)*time.Second), int64(i), 0, 1)
+		r.ProducerID, r.Sequence = producer, uint64(i+1)
+		rs = append(rs, r)
+	}
+	if err := st.InsertFlows(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	// Every other batch, 2500 identities (two queries), plus one unknown.
+	var want []store.Batch
+	for s := uint64(1); s <= 5000; s += 2 {
+		want = append(want, store.Batch{Producer: producer, Sequence: s})
+	}
+	want = append(want, store.Batch{Producer: producer + 1, Sequence: 1})
+	held, err := st.HeldFlows(ctx, nil, want, t0, t0.Add(time.Minute), []store.Key{{Customer: "acme", Subnet: "203.0.113.0/24"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 2500 {
+		t.Fatalf("%d rows held, want 2500", len(held))
+	}
+	for _, h := range held {
+		if h.Producer != producer || h.Sequence%2 != 1 || h.Offset != h.Sequence-1 || h.Fingerprint != store.FingerprintOf(&rs[h.Offset]) {
+			t.Fatalf("unexpected row %+v", h)
+		}
+	}
+	// Offsets and identities together: each row once.
+	held, err = st.HeldFlows(ctx, []store.Range{{Partition: 3, Lo: 0, Hi: 9}}, want[:3], t0, t0.Add(time.Minute), nil)
+	if err != nil || len(held) != 10 {
+		t.Fatalf("offsets 0..9 or sequences 1, 3, 5: %d rows (%v), want 10", len(held), err)
 	}
 }
 
