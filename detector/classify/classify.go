@@ -29,12 +29,28 @@ type Verdict struct {
 	Observed float64
 	Expected float64
 	Ceiling  bool // the static ceiling, not the baseline, raised it
+	// Via is set when the class was named by the make-up of the traffic
+	// increase (Share of it) while Metric, the total, is what is hot.
+	Via   window.Metric
+	Share float64
+	// Surge: a volumetric verdict withheld as a benign surge.
+	Surge bool
 }
 
-// Classifier evaluates class predicates; it holds configuration only.
+// Classifier evaluates class predicates; it holds configuration and a
+// counter, and like the engine is not safe for concurrent use.
 type Classifier struct {
 	cfg    Config
 	floors [window.NumMetrics]float64
+	surges uint64 // final windows withheld as benign surges, see TakeSurges
+}
+
+// TakeSurges returns how many final windows were withheld as benign
+// surges since the last call (the engine's metric).
+func (c *Classifier) TakeSurges() uint64 {
+	n := c.surges
+	c.surges = 0
+	return n
 }
 
 // New validates cfg.
@@ -60,13 +76,19 @@ func (c *Classifier) floor(in *Input, m window.Metric) float64 {
 	return c.floors[m]
 }
 
-// hot reports whether metric m is anomalously high for class: above its
-// ceiling, or (warm baseline) above floor, MinRatio x expected and the
-// class's start (or end, when ending) threshold.
+// hot reports whether metric m is anomalously high for class: backed by
+// MinSamples sampled packets, and above its ceiling, or (warm baseline)
+// above floor, MinRatio x expected and the class's start (or end, when
+// ending) threshold.
 func (c *Classifier) hot(in *Input, class string, m window.Metric, ending bool) (Verdict, bool) {
 	v := in.F.Values[m]
 	e := in.Exp[m]
 	vd := Verdict{Class: class, Metric: m, Score: e.Score, Observed: v, Expected: e.Expected}
+	if in.F.Samples[m] < c.cfg.MinSamples {
+		// Too few sampled packets to say anything about the rate,
+		// ceiling or baseline.
+		return vd, false
+	}
 	t := c.cfg.Thresholds(class, in.Customer)
 	if ceil, ok := in.Ceilings[m.String()]; ok && ceil > 0 && v >= ceil {
 		vd.Ceiling = true
@@ -99,7 +121,9 @@ func (c *Classifier) hotter(in *Input, class string, ending bool, ms ...window.M
 
 // Flood returns the flood-family class of the window, most specific first,
 // or ok false. Carpet bombing comes first because it changes the
-// mitigation (the whole prefix); volumetric is the fallback.
+// mitigation (the whole prefix); volumetric is the fallback. A volumetric
+// window that looks like a benign surge below Surge.NoticeRatio is
+// withheld (Verdict.Surge, ok false).
 func (c *Classifier) Flood(in *Input) (Verdict, bool) {
 	f := in.F
 	if f.Empty() {
@@ -117,27 +141,50 @@ func (c *Classifier) Flood(in *Input) (Verdict, bool) {
 			return vd, true
 		}
 	}
-	if f.SynShareOfTCP >= c.cfg.SynShare {
-		if vd, ok := c.hot(in, SynFlood, window.PpsSyn, false); ok {
+	g := c.growthOf(in)
+	for _, v := range []struct {
+		class        string
+		m            window.Metric
+		window, grow float64 // share of the window's packets, of the increase
+		need         float64
+	}{
+		{SynFlood, window.PpsSyn, f.SynShareOfTCP, g.syn, c.cfg.SynShare},
+		{ICMPFlood, window.PpsICMP, f.ICMPShare, g.share[window.ICMP], c.cfg.ICMPShare},
+		{FragmentFlood, window.PpsFrag, f.FragShare, g.frag, c.cfg.FragmentShare},
+		{UDPFlood, window.PpsUDP, f.UDPShare, g.share[window.UDP], c.cfg.UDPShare},
+	} {
+		if vd, ok := c.vector(in, v.class, v.m, v.window, v.grow, v.need); ok {
 			return vd, true
 		}
 	}
-	if f.ICMPShare >= c.cfg.ICMPShare {
-		if vd, ok := c.hot(in, ICMPFlood, window.PpsICMP, false); ok {
-			return vd, true
-		}
+	vd, ok := c.hotter(in, Volumetric, false, window.Bps, window.Pps)
+	if ok && !vd.Ceiling && c.benignSurge(in, &g) && surgeRatio(in) < c.cfg.Surge.NoticeRatio {
+		vd.Surge = true
+		return vd, false
 	}
-	if f.FragShare >= c.cfg.FragmentShare {
-		if vd, ok := c.hot(in, FragmentFlood, window.PpsFrag, false); ok {
-			return vd, true
-		}
+	return vd, ok
+}
+
+// vector names a vector flood (SYN, ICMP, fragments, UDP) carried by
+// metric m: when m dominates the window or the increase and is hot on its
+// own baseline; or when it makes up at least need of the increase, the
+// total (pps or bps) is hot, and m itself is real (floor, samples,
+// MinRatio x its expected) even if its sparse baseline's wide spread keeps
+// its own score low.
+func (c *Classifier) vector(in *Input, class string, m window.Metric, windowShare, growShare, need float64) (Verdict, bool) {
+	if windowShare < need && growShare < need {
+		return Verdict{}, false
 	}
-	if f.UDPShare >= c.cfg.UDPShare {
-		if vd, ok := c.hot(in, UDPFlood, window.PpsUDP, false); ok {
-			return vd, true
-		}
+	if vd, ok := c.hot(in, class, m, false); ok {
+		return vd, true
 	}
-	return c.hotter(in, Volumetric, false, window.Bps, window.Pps)
+	v := in.F.Values[m]
+	if growShare < need || v < c.floor(in, m) || in.F.Samples[m] < c.cfg.MinSamples || v < c.cfg.MinRatio*in.Exp[m].Expected {
+		return Verdict{}, false
+	}
+	vd, ok := c.hotter(in, class, false, window.Pps, window.Bps)
+	vd.Via, vd.Share = m, growShare
+	return vd, ok
 }
 
 // ScanVerdict returns a scan verdict: one dominant source, small flows, and
@@ -206,6 +253,11 @@ func (c *Classifier) severity(in *Input, class string, vd Verdict) pb.Severity {
 		if in.Direction == pb.Direction_DIRECTION_OUTBOUND {
 			return pb.Severity_SEVERITY_WARNING
 		}
+		return pb.Severity_SEVERITY_INFO
+	}
+	if g := c.growthOf(in); class == Volumetric && !vd.Ceiling && c.benignSurge(in, &g) {
+		// A surge too big to ignore but shaped like a flash crowd:
+		// capacity, not an attack; it pages nobody.
 		return pb.Severity_SEVERITY_INFO
 	}
 	ratio := vd.Observed / math.Max(vd.Expected, 1e-9)

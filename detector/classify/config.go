@@ -54,6 +54,28 @@ func (t Thresholds) over(o Thresholds) Thresholds {
 	return t
 }
 
+// Surge decides when a volumetric window is a legitimate surge (a flash
+// crowd: a release, a news spike) rather than an attack: its increase has
+// the baseline's protocol, SYN and fragment mix and mean packet size, and
+// it comes from proportionally more remote peers, each sending at its
+// usual rate. Floods change at least one of these; see docs/detection.md.
+type Surge struct {
+	// NoticeRatio: a benign-looking surge below NoticeRatio x expected
+	// opens nothing; at or above it opens a volumetric anomaly of severity
+	// info (capacity, not attack). 0 turns the rule off.
+	NoticeRatio float64 `yaml:"notice_ratio"`
+	// MaxMixShift: largest total-variation distance between the protocol
+	// mix of the increase and the baseline's (also the largest change of
+	// the SYN-only and fragment shares), 0..1.
+	MaxMixShift float64 `yaml:"max_mix_shift"`
+	// MaxSizeChange: the increase's mean packet size must be within this
+	// factor of the baseline's.
+	MaxSizeChange float64 `yaml:"max_size_change"`
+	// MaxPeerRate: packets per remote peer (sources inbound, destinations
+	// outbound) at most this many times the baseline's.
+	MaxPeerRate float64 `yaml:"max_peer_rate"`
+}
+
 // Config is the "classify" section.
 type Config struct {
 	Default   Thresholds                       `yaml:"default"`
@@ -66,6 +88,17 @@ type Config struct {
 	// Floors per metric name: below its floor a metric never alerts. The
 	// inventory's per-customer floors override these.
 	Floors map[string]float64 `yaml:"floors"`
+	// MinSamples: a metric alerts only on at least this many packets the
+	// exporter actually sampled in the window (records for flows and
+	// distinct counts). Floors are in scaled units: at 1:1000 the 200 pps
+	// ICMP floor is two sampled packets, which prove nothing.
+	MinSamples float64 `yaml:"min_samples"`
+	// Surge is the benign-surge (flash crowd) rule of the volumetric class.
+	Surge Surge `yaml:"surge"`
+	// RefineWindows: during its first RefineWindows final windows a
+	// volumetric anomaly takes a more specific flood class when one holds
+	// (same id, an UPDATE says so); 0 never.
+	RefineWindows int `yaml:"refine_windows"`
 
 	SynShare      float64  `yaml:"syn_share"`      // SYN-only share of TCP packets
 	UDPShare      float64  `yaml:"udp_share"`      // UDP share of packets
@@ -110,7 +143,12 @@ func DefaultConfig() Config {
 		Floors: map[string]float64{"bps": 5e6, "pps": 1000, "flows": 100, "pps_tcp": 1000, "pps_udp": 1000,
 			"pps_icmp": 200, "pps_other": 500, "pps_syn": 300, "pps_frag": 200,
 			"distinct_src": 0, "distinct_dst": 0, "distinct_dst_ports": 0},
-		SynShare: 0.5, UDPShare: 0.5, ICMPShare: 0.5, FragmentShare: 0.3,
+		// Poisson: 10 sampled packets put the rate within 0.5-1.8x its
+		// estimate (exact 95 % interval 4.8-18.4); 2 within 0.12-3.6x.
+		MinSamples:    10,
+		Surge:         Surge{NoticeRatio: 10, MaxMixShift: 0.2, MaxSizeChange: 2, MaxPeerRate: 2},
+		RefineWindows: 3,
+		SynShare:      0.5, UDPShare: 0.5, ICMPShare: 0.5, FragmentShare: 0.3,
 		// DNS, NTP, SNMP, CLDAP, SSDP, memcached, chargen, WS-Discovery,
 		// portmap, NetBIOS, RIP, QOTD, mDNS, OpenVPN, ARMS, CoAP.
 		AmpPorts:              []uint32{53, 123, 161, 389, 1900, 11211, 19, 3702, 111, 137, 520, 17, 5353, 1194, 3283, 5683},
@@ -187,6 +225,25 @@ func (c Config) Validate(prefix string) error {
 		if !(s.v > 0 && s.v <= 1) {
 			errs = append(errs, fmt.Errorf("%s.%s: %g is not in (0, 1]", prefix, s.k, s.v))
 		}
+	}
+	if !(c.MinSamples >= 0) {
+		errs = append(errs, fmt.Errorf("%s.min_samples: %g must be >= 0", prefix, c.MinSamples))
+	}
+	if c.RefineWindows < 0 {
+		errs = append(errs, fmt.Errorf("%s.refine_windows: %d must be >= 0", prefix, c.RefineWindows))
+	}
+	sg := c.Surge
+	if !(sg.NoticeRatio == 0 || sg.NoticeRatio >= c.MinRatio) {
+		errs = append(errs, fmt.Errorf("%s.surge.notice_ratio: %g must be 0 (off) or >= min_ratio %g", prefix, sg.NoticeRatio, c.MinRatio))
+	}
+	if !(sg.MaxMixShift > 0 && sg.MaxMixShift <= 1) {
+		errs = append(errs, fmt.Errorf("%s.surge.max_mix_shift: %g is not in (0, 1]", prefix, sg.MaxMixShift))
+	}
+	if !(sg.MaxSizeChange >= 1) {
+		errs = append(errs, fmt.Errorf("%s.surge.max_size_change: %g must be >= 1", prefix, sg.MaxSizeChange))
+	}
+	if !(sg.MaxPeerRate >= 1) {
+		errs = append(errs, fmt.Errorf("%s.surge.max_peer_rate: %g must be >= 1", prefix, sg.MaxPeerRate))
 	}
 	if c.UpdateEveryWindows < 1 {
 		errs = append(errs, fmt.Errorf("%s.update_every_windows: %d must be >= 1", prefix, c.UpdateEveryWindows))

@@ -123,6 +123,13 @@ func (c *Classifier) Step(t *Tracker, in *Input, final bool, detector string) []
 			a.sinceUpdate++
 			a.TotalBytes += in.F.TotalBytes
 			a.TotalPackets += in.F.TotalPackets
+			if ev := c.refine(a, in, fam, we, detector); ev != nil {
+				// A more specific class now holds: the same anomaly
+				// (id, incident) carries it from here on.
+				fs.Below, a.sinceUpdate = 0, 0
+				out = append(out, ev)
+				continue
+			}
 			vd, hot := c.stillHot(in, a)
 			if hot {
 				fs.Below = 0
@@ -151,6 +158,9 @@ func (c *Classifier) Step(t *Tracker, in *Input, final bool, detector string) []
 		if !ok {
 			if final {
 				fs.Above = 0
+				if vd.Surge {
+					c.surges++
+				}
 			}
 			continue
 		}
@@ -183,6 +193,28 @@ func (c *Classifier) Step(t *Tracker, in *Input, final bool, detector string) []
 	return out
 }
 
+// refine re-classifies a young volumetric anomaly when a more specific
+// flood class holds in this final window. A flood is often named on its
+// first, partial window, where a vector's share is still diluted by the
+// normal traffic of the seconds before it began; its next windows say
+// better what it is. Only volumetric, the fallback, is refined, and only
+// during the first RefineWindows windows, so a class never flaps.
+func (c *Classifier) refine(a *Anomaly, in *Input, fam int, we int64, detector string) *pb.AnomalyEvent {
+	if fam != FamilyFlood || a.Class != Volumetric || int(a.Windows) > c.cfg.RefineWindows {
+		return nil
+	}
+	vd, ok := c.Flood(in)
+	if !ok || vd.Class == Volumetric {
+		return nil
+	}
+	from := a.Class
+	a.Class, a.Metric = vd.Class, vd.Metric
+	c.absorb(a, in, vd, we)
+	ev := c.event(pb.AnomalyEvent_UPDATE, a, in, vd, detector)
+	ev.Reason = fmt.Sprintf("reclassified from %s: %s", from, c.because(vd))
+	return ev
+}
+
 func (c *Classifier) open(fs *FamilyState, in *Input, vd Verdict, start, we int64) *Anomaly {
 	a := &Anomaly{ID: AnomalyID(in.Subnet, in.Direction, vd.Class, start), Class: vd.Class, Metric: vd.Metric,
 		StartNs: start}
@@ -193,8 +225,7 @@ func (c *Classifier) open(fs *FamilyState, in *Input, vd Verdict, start, we int6
 
 func (c *Classifier) startEvent(a *Anomaly, in *Input, vd Verdict, detector string, need int) *pb.AnomalyEvent {
 	ev := c.event(pb.AnomalyEvent_START, a, in, vd, detector)
-	ev.Reason = fmt.Sprintf("%s %.3g %s is %.1f spreads above expected %.3g for %d window(s)",
-		vd.Metric, vd.Observed, vd.Metric.Unit(), vd.Score, vd.Expected, need)
+	ev.Reason = fmt.Sprintf("%s for %d window(s)", c.because(vd), need)
 	if vd.Class == TrafficDrop {
 		ev.Reason = fmt.Sprintf("pps %.3g fell below %.0f%% of expected %.3g", vd.Observed, c.cfg.DropRatio*100, vd.Expected)
 	} else if vd.Ceiling {
@@ -204,6 +235,15 @@ func (c *Classifier) startEvent(a *Anomaly, in *Input, vd Verdict, detector stri
 		ev.TotalBytes, ev.TotalPackets = uint64(in.F.TotalBytes), uint64(in.F.TotalPackets)
 	}
 	return ev
+}
+
+// because says what made a verdict hot.
+func (c *Classifier) because(vd Verdict) string {
+	s := fmt.Sprintf("%s %.3g %s is %.1f spreads above expected %.3g", vd.Metric, vd.Observed, vd.Metric.Unit(), vd.Score, vd.Expected)
+	if vd.Via != vd.Metric && vd.Share > 0 {
+		s += fmt.Sprintf(", %.0f%% of the increase is %s", 100*vd.Share, vd.Via)
+	}
+	return s
 }
 
 // absorb records a window in which the anomaly is (still) above threshold.

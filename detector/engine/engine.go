@@ -530,6 +530,9 @@ func (e *Engine) flushMetrics() {
 		}
 	}
 	e.m.Targets.Set(float64(len(e.targets)))
+	if n := e.cls.TakeSurges(); n > 0 {
+		e.count("benign_surge", float64(n))
+	}
 }
 
 // Stats are counters for tests and logs.

@@ -25,7 +25,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "detector_events_total",
 			Help: "Anomaly events emitted, by class and kind."}, []string{"class", "kind"}),
 		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "detector_windows_total",
-			Help: "Evaluation windows closed or skipped over an event-time gap."}, []string{"outcome"}),
+			Help: "Evaluation windows closed, skipped over an event-time gap, or withheld as a benign surge (flash crowd)."}, []string{"outcome"}),
 		Watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "detector_watermark_seconds",
 			Help: "Event time (Unix seconds) up to which windows are closed, per flows partition."}, []string{"partition"}),
 		Snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "detector_snapshots_total",

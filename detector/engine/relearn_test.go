@@ -3,6 +3,7 @@ package engine
 import (
 	"testing"
 
+	"github.com/packetworks/flowsentry/detector/baseline"
 	"github.com/packetworks/flowsentry/detector/classify"
 	"github.com/packetworks/flowsentry/detector/synth"
 	"github.com/packetworks/flowsentry/detector/window"
@@ -36,7 +37,10 @@ func TestRelearnAfterLongAnomaly(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e, s := newEngine(t, nil)
+			// The step keeps the normal mix from proportionally more
+			// peers: a flash crowd to the surge rule, which would never
+			// open it. This test is about relearning, so the rule is off.
+			e, s := newEngine(t, func(_ *Config, _ *baseline.Config, c *classify.Config) { c.Surge.NoticeRatio = 0 })
 			if e.cls.Config().RelearnAfterWindows != relearnW {
 				t.Fatalf("relearn_after_windows default %d", e.cls.Config().RelearnAfterWindows)
 			}

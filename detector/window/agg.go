@@ -50,6 +50,10 @@ type Agg struct {
 
 	Bytes, Packets, FlowCount [numProto]float64
 	SynPackets, FragPackets   float64
+	// Packets as the exporter sampled them, before scaling by the
+	// sampling rate: the evidence behind each rate (see Features.Samples).
+	Seen              [numProto]float64
+	SynSeen, FragSeen float64
 
 	// 1-second buckets for the peak rates an event reports.
 	SecBytes, SecPackets []float64
@@ -82,6 +86,7 @@ func (a *Agg) Reset(start int64) {
 	a.Start = start
 	a.Bytes, a.Packets, a.FlowCount = [numProto]float64{}, [numProto]float64{}, [numProto]float64{}
 	a.SynPackets, a.FragPackets = 0, 0
+	a.Seen, a.SynSeen, a.FragSeen = [numProto]float64{}, 0, 0
 	clear(a.SecBytes)
 	clear(a.SecPackets)
 	a.Src.Reset()
@@ -108,15 +113,24 @@ func (a *Agg) Fold(f *pb.Flow, sec int) {
 		// send 0 for sampled records.
 		packets = 1
 	}
+	// The packets the exporter saw: a sampled record of one packet at
+	// 1:1000 carries 1000 packets but is one packet of evidence.
+	seen := packets
+	if r := f.GetSamplingRate(); f.GetSamplingApplied() && r > 1 {
+		seen = max(1, packets/float64(r))
+	}
 	pc := ProtoClass(f.GetProto())
 	a.Bytes[pc] += bytes
 	a.Packets[pc] += packets
 	a.FlowCount[pc]++
+	a.Seen[pc] += seen
 	if pc == TCP && f.GetTcpFlags()&tcpSYN != 0 && f.GetTcpFlags()&tcpACK == 0 {
 		a.SynPackets += packets
+		a.SynSeen += seen
 	}
 	if f.GetFragmentOffset() > 0 || f.GetIpFlags()&ipMF != 0 {
 		a.FragPackets += packets
+		a.FragSeen += seen
 	}
 	if sec < 0 {
 		sec = 0
@@ -143,10 +157,6 @@ func (a *Agg) Fold(f *pb.Flow, sec int) {
 	// Ranked by flows: Packets holds flows, Flows holds packets as the
 	// exporter saw them, before sampling scaled them up: a scan probe is one
 	// or two packets per record whatever the router's sampling rate.
-	seen := packets
-	if r := f.GetSamplingRate(); f.GetSamplingApplied() && r > 1 {
-		seen = max(1, packets/float64(r))
-	}
 	a.TopSrcFlows.Add(src, 1, bytes, seen)
 	if pc == TCP || pc == UDP {
 		a.TopSrcPort.Add(f.GetSrcPort(), packets, bytes, 1)

@@ -10,6 +10,11 @@ type Features struct {
 	Start   int64 // ns
 	Seconds int
 	Values  Values // per-second rates and distinct counts, by Metric
+	// Samples is the evidence behind each value: packets the exporter
+	// actually saw (before scaling by its sampling rate) for the packet
+	// and byte rates, records for flows and the distinct counts. Two
+	// sampled packets at 1:1000 read as 200 pps but prove little.
+	Samples Values
 
 	// Shares of the window's packets, 0..1.
 	TCPShare, UDPShare, ICMPShare, FragShare float64
@@ -64,6 +69,15 @@ func Compute(a *Agg, start int64, seconds int) Features {
 	v[DistinctSrc] = a.Src.Estimate()
 	v[DistinctDst] = a.Dst.Estimate()
 	v[DistinctDstPorts] = a.DstPorts.Estimate()
+	var seen float64
+	for _, s := range a.Seen {
+		seen += s
+	}
+	n := &ft.Samples
+	n[Bps], n[Pps], n[Flows] = seen, seen, flows
+	n[PpsTCP], n[PpsUDP], n[PpsICMP], n[PpsOther] = a.Seen[TCP], a.Seen[UDP], a.Seen[ICMP], a.Seen[Other]
+	n[PpsSyn], n[PpsFrag] = a.SynSeen, a.FragSeen
+	n[DistinctSrc], n[DistinctDst], n[DistinctDstPorts] = flows, flows, flows
 	ft.TotalBytes, ft.TotalPackets = bytes, packets
 	if packets > 0 {
 		ft.TCPShare = a.Packets[TCP] / packets
