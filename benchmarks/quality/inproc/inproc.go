@@ -68,6 +68,10 @@ func (e *Engine) Event(ev *pb.AnomalyEvent) {
 	case pb.AnomalyEvent_START:
 		e.open[ev.GetId()] = len(e.incs)
 		e.incs = append(e.incs, Incident(ev))
+	case pb.AnomalyEvent_UPDATE:
+		if i, ok := e.open[ev.GetId()]; ok {
+			Reclassify(&e.incs[i], ev)
+		}
 	case pb.AnomalyEvent_END:
 		if i, ok := e.open[ev.GetId()]; ok {
 			e.incs[i].End = time.Unix(0, int64(ev.GetEndedAtNs())).UTC()
@@ -90,6 +94,17 @@ func Incident(ev *pb.AnomalyEvent) score.Incident {
 	return score.Incident{ID: ev.GetId(), Class: ev.GetClass(), Subnet: ev.GetSubnet(), Direction: flows.Dir(ev.GetDirection()),
 		Start: time.Unix(0, int64(ev.GetStartedAtNs())).UTC(), Opened: time.Unix(0, int64(ev.GetUpdatedAtNs())).UTC(),
 		Metric: ev.GetMetric(), Observed: ev.GetObserved(), Expected: ev.GetExpected(), Score: ev.GetScore()}
+}
+
+// Reclassify applies an UPDATE's class to the incident (a refinement of a
+// young volumetric anomaly), keeping the START's class in OpenedAs.
+func Reclassify(in *score.Incident, ev *pb.AnomalyEvent) {
+	if c := ev.GetClass(); c != "" && c != in.Class {
+		if in.OpenedAs == "" {
+			in.OpenedAs = in.Class
+		}
+		in.Class = c
+	}
 }
 
 var _ engine.Sink = (*Engine)(nil)

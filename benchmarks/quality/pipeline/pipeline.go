@@ -231,7 +231,14 @@ func Incidents(evs []*pb.AnomalyEvent) []score.Incident {
 			order = append(order, ev.GetId())
 		}
 		if ev.GetKind() == pb.AnomalyEvent_START {
+			refined, opened := in.Class, in.OpenedAs
 			*in = inproc.Incident(ev)
+			if opened != "" || refined != in.Class { // an UPDATE read before its START
+				in.Class, in.OpenedAs = refined, in.Class
+			}
+		}
+		if ev.GetKind() == pb.AnomalyEvent_UPDATE {
+			inproc.Reclassify(in, ev)
 		}
 		if ev.GetKind() == pb.AnomalyEvent_END {
 			in.End = time.Unix(0, int64(ev.GetEndedAtNs())).UTC()

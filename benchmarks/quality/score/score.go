@@ -15,8 +15,13 @@ import (
 
 // Incident is what a detector raised: one anomaly from START to END.
 type Incident struct {
-	ID        string `json:"id"`
+	ID string `json:"id"`
+	// Class is the incident's class as an operator sees it: the detector
+	// may refine a young volumetric anomaly into a specific flood with an
+	// UPDATE (same id, same incident; docs/detection.md), so the last class
+	// counts. OpenedAs is the START's class when it differs.
 	Class     string `json:"class"`
+	OpenedAs  string `json:"opened_as,omitempty"`
 	Subnet    string `json:"subnet"`
 	Direction string `json:"direction"`
 	// Host is the banned address of a per-host static incident ("" for
