@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -47,7 +48,12 @@ func (c *cluster) partitions(ctx context.Context) (int, error) {
 // members returns the detector group's active members: running workers
 // would neither read the new state (they restore only on assignment) nor
 // keep the offsets (their next checkpoint overwrites both).
-func (c *cluster) members(ctx context.Context) (int, error) {
+func (c *cluster) members(ctx context.Context) (n int, err error) {
+	err = coordinated(ctx, func() error { n, err = c.membersOnce(ctx); return err })
+	return n, err
+}
+
+func (c *cluster) membersOnce(ctx context.Context) (int, error) {
 	resp, err := c.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{c.group}})
 	if err != nil {
 		return 0, fmt.Errorf("bootstrap: describing group %s: %w", c.group, err)
@@ -89,7 +95,12 @@ func (c *cluster) offsets(ctx context.Context, topic string, n int) (first, last
 // live returns, per flows partition, why detector state already exists
 // there: the group committed an offset (a detector read it) or the state
 // partition holds records (a detector, or a bootstrap, wrote them).
-func (c *cluster) live(ctx context.Context, n int) (map[int]string, error) {
+func (c *cluster) live(ctx context.Context, n int) (out map[int]string, err error) {
+	err = coordinated(ctx, func() error { out, err = c.liveOnce(ctx, n); return err })
+	return out, err
+}
+
+func (c *cluster) liveOnce(ctx context.Context, n int) (map[int]string, error) {
 	parts := make([]int, n)
 	for p := range n {
 		parts[p] = p
@@ -155,6 +166,10 @@ func (c *cluster) write(ctx context.Context, recs []checkpoint.Record) error {
 // does (generation -1): the broker accepts it only while the group has no
 // members.
 func (c *cluster) commit(ctx context.Context, offs map[int]int64) error {
+	return coordinated(ctx, func() error { return c.commitOnce(ctx, offs) })
+}
+
+func (c *cluster) commitOnce(ctx context.Context, offs map[int]int64) error {
 	var oc []kafka.OffsetCommit
 	for _, p := range slices.Sorted(maps.Keys(offs)) {
 		oc = append(oc, kafka.OffsetCommit{Partition: p, Offset: offs[p], Metadata: "flowsentry detector bootstrap"})
@@ -170,4 +185,33 @@ func (c *cluster) commit(ctx context.Context, offs map[int]int64) error {
 		}
 	}
 	return nil
+}
+
+// coordinatorWait bounds how long group requests wait for a coordinator.
+var coordinatorWait = 30 * time.Second
+
+// coordinated runs a group request again while the group's coordinator is
+// not ready: on a fresh cluster __consumer_offsets is created by the first
+// group request, and the broker answers "not coordinator" or "coordinator
+// not available" until it is loaded (seen in CI on a new broker).
+func coordinated(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(coordinatorWait)
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !coordinatorNotReady(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func coordinatorNotReady(err error) bool {
+	return errors.Is(err, kafka.NotCoordinatorForGroup) || errors.Is(err, kafka.GroupCoordinatorNotAvailable) ||
+		errors.Is(err, kafka.GroupLoadInProgress)
 }
