@@ -14,6 +14,7 @@ import (
 
 	"github.com/packetworks/flowsentry/benchmarks/scenario"
 	"github.com/packetworks/flowsentry/schemas/telemetry"
+	"github.com/packetworks/flowsentry/schemas/topicadmin"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -79,15 +80,17 @@ func run(ctx context.Context, o options) (*observed, error) {
 	l := layout{dir: dir, runID: randomHex(4), brokers: o.Brokers}
 	l.prefix = "latency-" + l.runID + "-"
 	client := &kafka.Client{Addr: kafka.TCP(o.Brokers...), Timeout: 20 * time.Second}
-	cfgs := topicConfigs(l.prefix)
+	cfgs := topicadmin.Configs(l.prefix, 1)
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := createTopics(tctx, client, cfgs)
+	err := topicadmin.Create(tctx, client, cfgs, nil)
 	cancel()
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err := deleteTopics(client, cfgs); err != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := topicadmin.Delete(dctx, client, topicadmin.Names(cfgs)); err != nil {
 			say("deleting topics %s*: %v", l.prefix, err)
 		}
 	}()

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,19 +46,6 @@ func build(ctx context.Context, repo, dir string) error {
 
 // --- topics ---
 
-func topicConfigs(prefix string) []kafka.TopicConfig {
-	var cfgs []kafka.TopicConfig
-	for _, t := range topics.All() {
-		entries := []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(t.RetentionMs, 10)}}
-		if t.Compacted {
-			entries = append(entries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
-		}
-		cfgs = append(cfgs, kafka.TopicConfig{Topic: prefix + t.Name, NumPartitions: t.Partitions, ReplicationFactor: 1,
-			ConfigEntries: entries})
-	}
-	return cfgs
-}
-
 func topicPartitions(name string) int {
 	for _, t := range topics.All() {
 		if t.Name == name {
@@ -68,67 +53,6 @@ func topicPartitions(name string) int {
 		}
 	}
 	return 1
-}
-
-// createTopics creates the run's topics with the production partition
-// counts and waits until every partition has a leader (a detector started
-// on a partition without one exits during its state restore).
-func createTopics(ctx context.Context, client *kafka.Client, cfgs []kafka.TopicConfig) error {
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for name, e := range resp.Errors {
-		if e != nil && !errors.Is(e, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", name, e)
-		}
-	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, c := range cfgs {
-		for p := range c.NumPartitions {
-			req.Topics[c.Topic] = append(req.Topics[c.Topic], kafka.LastOffsetOf(p))
-		}
-	}
-	for {
-		r, err := client.ListOffsets(ctx, req)
-		if err == nil {
-			for t, ps := range r.Topics {
-				for _, p := range ps {
-					if p.Error != nil {
-						err = fmt.Errorf("%s[%d]: %w", t, p.Partition, p.Error)
-					}
-				}
-			}
-			if err == nil && len(r.Topics) == len(cfgs) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("topics have no leaders yet: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func deleteTopics(client *kafka.Client, cfgs []kafka.TopicConfig) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var names []string
-	for _, c := range cfgs {
-		names = append(names, c.Topic)
-	}
-	resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for name, e := range resp.Errors {
-		if e != nil && !errors.Is(e, kafka.UnknownTopicOrPartition) {
-			errs = append(errs, fmt.Errorf("delete topic %s: %w", name, e))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // waitGroupStable waits until consumer group id has a member and is

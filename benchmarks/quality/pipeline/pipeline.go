@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +35,7 @@ import (
 	"github.com/packetworks/flowsentry/schemas/itest"
 	"github.com/packetworks/flowsentry/schemas/pb"
 	"github.com/packetworks/flowsentry/schemas/telemetry"
+	"github.com/packetworks/flowsentry/schemas/topicadmin"
 	"github.com/packetworks/flowsentry/schemas/topics"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
@@ -104,11 +104,19 @@ func Run(ctx context.Context, cfg Config, s *suite.Suite, obs Observer) ([]score
 		}
 	}
 	prefix := "quality-" + itest.RandomID() + "-"
-	names, err := createTopics(ctx, cfg.Brokers, prefix)
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second}
+	tcfgs := topicadmin.Configs(prefix, 1)
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := topicadmin.Create(tctx, client, tcfgs, nil)
+	cancel()
 	if err != nil {
 		return nil, st, err
 	}
-	defer deleteTopics(cfg.Brokers, names)
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = topicadmin.Delete(dctx, client, topicadmin.Names(tcfgs))
+	}()
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, st, err
@@ -249,62 +257,6 @@ func Incidents(evs []*pb.AnomalyEvent) []score.Incident {
 		out = append(out, *byID[id])
 	}
 	return out
-}
-
-func createTopics(ctx context.Context, brokers []string, prefix string) ([]string, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
-	var cfgs []kafka.TopicConfig
-	var names []string
-	for _, t := range topics.All() {
-		entries := []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(t.RetentionMs, 10)}}
-		if t.Compacted {
-			entries = append(entries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
-		}
-		cfgs = append(cfgs, kafka.TopicConfig{Topic: prefix + t.Name, NumPartitions: t.Partitions, ReplicationFactor: 1, ConfigEntries: entries})
-		names = append(names, prefix+t.Name)
-	}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
-	if err != nil {
-		return nil, fmt.Errorf("create topics: %w", err)
-	}
-	for n, e := range resp.Errors {
-		if e != nil {
-			return names, fmt.Errorf("create topic %s: %w", n, e)
-		}
-	}
-	// Wait for leaders: the detector exits on "not leader" during restore.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-		for _, c := range cfgs {
-			for p := range c.NumPartitions {
-				req.Topics[c.Topic] = append(req.Topics[c.Topic], kafka.LastOffsetOf(p))
-			}
-		}
-		r, err := client.ListOffsets(ctx, req)
-		if err == nil {
-			ready := len(r.Topics) == len(cfgs)
-			for _, ps := range r.Topics {
-				for _, p := range ps {
-					ready = ready && p.Error == nil
-				}
-			}
-			if ready {
-				return names, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return names, fmt.Errorf("topics %s* have no leaders after 30 s: %v", prefix, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func deleteTopics(brokers []string, names []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}
-	_, _ = client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
 }
 
 func freePorts(n int) ([]int, error) {

@@ -6,13 +6,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/packetworks/flowsentry/schemas/kafkaclient"
 	"github.com/packetworks/flowsentry/schemas/migrations"
 	"github.com/packetworks/flowsentry/schemas/secret"
+	"github.com/packetworks/flowsentry/schemas/topicadmin"
 	"github.com/packetworks/flowsentry/schemas/topics"
 	"github.com/segmentio/kafka-go"
 	"gopkg.in/yaml.v3"
@@ -93,43 +92,11 @@ func createTopics(ctx context.Context, kc kafkaclient.Config, replication int16,
 	}
 	client := &kafka.Client{Addr: kafka.TCP(kc.Brokers...), Timeout: 30 * time.Second,
 		Transport: sec.Transport("flowsentry-schema")}
-	var cfgs []kafka.TopicConfig
-	for _, t := range topics.All() {
-		entries := []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(t.RetentionMs, 10)}}
-		if t.Compacted {
-			entries = append(entries, kafka.ConfigEntry{ConfigName: "cleanup.policy", ConfigValue: "compact"})
-		}
-		cfgs = append(cfgs, kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions,
-			ReplicationFactor: int(replication), ConfigEntries: entries})
-	}
-	// The broker may still be electing its controller: retry for a while.
-	var lastErr error
-	for attempt := 0; attempt < 30; attempt++ {
-		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
-		if err == nil {
-			var errs []error
-			for name, terr := range resp.Errors {
-				if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-					errs = append(errs, fmt.Errorf("topic %s: %w", name, terr))
-				} else if terr == nil {
-					log.Info("topic created", "topic", name)
-				}
-			}
-			if err := errors.Join(errs...); err == nil {
-				return nil
-			} else {
-				lastErr = err
-			}
-		} else {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-	return lastErr
+	// The broker may still be electing its controller: retried for a while.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return topicadmin.Create(ctx, client, topicadmin.Configs("", int(replication)),
+		func(topic string) { log.Info("topic created", "topic", topic) })
 }
 
 func migrate(ctx context.Context, addr, user, pwEnv string, log *slog.Logger) error {
