@@ -65,3 +65,28 @@ func TestScenarioFiles(t *testing.T) {
 		return n
 	}(), s.End.Sub(s.Start))
 }
+
+// TestSoakFiles: the long benign soak (run by hand, README) is benign only
+// and long enough to say something per 1,000 subnet-days.
+func TestSoakFiles(t *testing.T) {
+	files, err := suite.Files("scenarios/soak")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("soak files: %v (%d)", err, len(files))
+	}
+	for _, f := range files {
+		sc, err := scenario.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(sc.Labels(suite.DefaultLive)); n != 0 {
+			t.Errorf("%s: %d labels; a soak is benign only (every incident is a false one)", filepath.Base(f), n)
+		}
+		subnets := 0
+		for _, c := range sc.Customers {
+			subnets += len(c.Subnets)
+		}
+		if days := float64(subnets) * sc.Tail.Hours() / 24; days < 1000 {
+			t.Errorf("%s: %.0f subnet-days, want at least 1,000", filepath.Base(f), days)
+		}
+	}
+}
