@@ -28,6 +28,10 @@ func value(f Figure) string {
 	if f.Value == nil {
 		return f.Status
 	}
+	switch f.Unit {
+	case "share", "F1": // scores in 0..1: always two decimals, no unit word
+		return strconv.FormatFloat(*f.Value, 'f', 2, 64)
+	}
 	return human(*f.Value) + " " + f.Unit
 }
 

@@ -304,7 +304,8 @@ func benignFigures(q qualityFile, s Step) []Figure {
 		return
 	}
 	f := Figure{ID: "quality.false_per_1000_subnet_days", Group: "quality", Name: "false incidents per 1,000 subnet-days, benign traffic (engine in-process)",
-		Unit: "per 1000 subnet-days", Target: "≤ 1", Check: &TargetCheck{On: "value", Op: "<=", Bound: 1}}
+		// Met only when shown: zero incidents in 64 subnet-days is not "≤ 1 per 1,000".
+		Unit: "per 1000 subnet-days", Target: "≤ 1 (95 % upper bound)", Check: &TargetCheck{On: "upper95", Op: "<=", Bound: 1}}
 	days, n, on, cls := sum(q.BenignI, "ours")
 	var ex []string
 	for _, b := range q.BenignI {
@@ -369,7 +370,13 @@ func qualityMiss(r Results, f Figure) string {
 	if s == "" {
 		s = "See the detection-quality section for the per-class figures."
 	}
-	return s + " The detector's defaults were not tuned for this run (detector/ is not the harness's to change)."
+	switch f.ID {
+	case "quality.false_per_1000_subnet_days":
+		s += " Zero incidents in this exposure bounds the rate only to the upper bound above; showing ≤ 1 per 1,000 at 95 % needs about 3,000 incident-free subnet-days: the long soak (quality/scenarios/soak, benchmarks/README.md) adds 1,008."
+	case "quality.ttd.p95":
+		s += " Time to detect is bounded by the 10 s evaluation window: an attack that starts late in a window opens on the next one (docs/detection.md)."
+	}
+	return s + " The scenarios were written before the detector rules they exercise were last changed; the detector's production defaults are used (docs/detection.md, \"Measured quality\")."
 }
 
 // writeQuality writes the detection-quality section of report.md.

@@ -64,6 +64,18 @@ func TestQualityFigures(t *testing.T) {
 	if f, _ := figure(res, "quality.false_per_1000_subnet_days"); !strings.Contains(f.Note, "icmp_flood on pps_icmp 200") {
 		t.Errorf("benign note %q has no evidence", f.Note)
 	}
+	// The rate target is met only when its 95 % upper bound is within it:
+	// zero incidents in a few subnet-days shows nothing.
+	for _, c := range []struct {
+		upper float64
+		met   bool
+	}{{46.8, false}, {0.9, true}} {
+		f := Figure{Status: StatusMeasured, Value: ptr(0), Extra: map[string]float64{"upper95": c.upper},
+			Check: &TargetCheck{On: "upper95", Op: "<=", Bound: 1}}
+		if m := f.met(); m == nil || *m != c.met {
+			t.Errorf("0 incidents, upper bound %g: met %v, want %v", c.upper, m, c.met)
+		}
+	}
 	var md strings.Builder
 	if err := WriteMarkdown(&md, res, map[string]string{"quality": "quality.png"}); err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ type Figure struct {
 
 // TargetCheck is the machine-readable form of Target.
 type TargetCheck struct {
-	On    string  `json:"on"` // "value" or "ratio"
+	On    string  `json:"on"` // "value", "ratio" or "upper95" (extra["upper95"]: a rate shown with 95 % confidence)
 	Op    string  `json:"op"` // ">=" or "<="
 	Bound float64 `json:"bound"`
 }
@@ -156,8 +156,14 @@ func (f *Figure) met() *bool {
 	}
 	ok := false
 	v := f.Value
-	if f.Check.On == "ratio" {
+	switch f.Check.On {
+	case "ratio":
 		v = f.Ratio
+	case "upper95":
+		v = nil
+		if u, ok := f.Extra["upper95"]; ok {
+			v = &u
+		}
 	}
 	if f.Status == StatusMeasured && v != nil {
 		switch f.Check.Op {
