@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/packetworks/flowsentry/alerter/sink/store"
+	"github.com/packetworks/flowsentry/schemas/kafkaclient"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -122,10 +123,8 @@ func (s *Sink) Run(ctx context.Context) error {
 
 // checkTopics fails when a configured topic does not exist (a typo would
 // otherwise make the group rebalance forever) or when the Kafka user has no
-// ACL on it; while the brokers do not answer it waits. It asks a broker
-// directly, one topic per request: through kafka-go's Transport, whose
-// metadata cache lists only the topics the user may see, a denied topic
-// would look like a missing one.
+// ACL on it (kafkaclient.TopicProblems); while the brokers do not answer it
+// waits.
 func (s *Sink) checkTopics(ctx context.Context) error {
 	c := s.cfg.Consumer
 	keys := map[string]string{c.FlowsTopic: "consumer.flows_topic", c.AnomaliesTopic: "consumer.anomalies_topic",
@@ -138,14 +137,9 @@ func (s *Sink) checkTopics(ctx context.Context) error {
 	backoff := s.cfg.Retry.InitialBackoff
 	for i := 0; ; i++ {
 		broker := s.cfg.Kafka.Brokers[i%len(s.cfg.Kafka.Brokers)]
-		conn, err := dialer.DialContext(ctx, "tcp", broker)
+		problems, err := kafkaclient.TopicProblems(ctx, dialer, broker, keys)
 		if err == nil {
-			errs, connErr := topicErrors(conn, keys, s.cfg.Kafka.Brokers)
-			_ = conn.Close()
-			if connErr == nil {
-				return errors.Join(errs...)
-			}
-			err = connErr
+			return errors.Join(problems...)
 		}
 		s.log.Warn("Kafka not reachable, waiting", "broker", broker, "backoff", backoff, "err", err)
 		if !sleep(ctx, backoff) {
@@ -153,30 +147,6 @@ func (s *Sink) checkTopics(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, s.cfg.Retry.MaxBackoff)
 	}
-}
-
-// topicErrors asks conn about each topic; connErr is a failure of the
-// connection itself (retry), errs the topics' own problems (fatal).
-func topicErrors(conn *kafka.Conn, keys map[string]string, brokers []string) (errs []error, connErr error) {
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	for t, key := range keys {
-		_, err := conn.ReadPartitions(t)
-		var ke kafka.Error
-		switch {
-		case err == nil:
-		case errors.Is(err, kafka.TopicAuthorizationFailed):
-			errs = append(errs, fmt.Errorf("%s: topic %q: this Kafka user is not authorized to use it (no ACL): %w", key, t, err))
-		case errors.Is(err, kafka.UnknownTopicOrPartition):
-			errs = append(errs, fmt.Errorf("%s: topic %q does not exist on %v", key, t, brokers))
-		case errors.As(err, &ke) && ke.Temporary():
-			return nil, err // e.g. a leader being elected
-		case errors.As(err, &ke):
-			errs = append(errs, fmt.Errorf("%s: topic %q: %w", key, t, err))
-		default:
-			return nil, err
-		}
-	}
-	return errs, nil
 }
 
 // generation starts one reader per assigned partition and one pipeline

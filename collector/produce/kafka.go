@@ -2,6 +2,7 @@ package produce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,9 +21,11 @@ type KafkaConfig struct {
 
 // KafkaWriter writes FlowBatch messages with kafka-go, RequiredAcks=all.
 type KafkaWriter struct {
-	w      *kafka.Writer
-	client *kafka.Client
-	topic  string
+	w       *kafka.Writer
+	client  *kafka.Client
+	dialer  *kafka.Dialer
+	brokers []string
+	topic   string
 }
 
 // Codec returns the kafka-go compression for a config name.
@@ -75,7 +78,8 @@ func NewKafkaWriter(kc kafkaclient.Config, cfg KafkaConfig) (*KafkaWriter, error
 		Transport:              tr,
 		AllowAutoTopicCreation: false,
 	}
-	return &KafkaWriter{w: w, topic: cfg.Topic, client: &kafka.Client{Addr: w.Addr, Transport: tr, Timeout: 10 * time.Second}}, nil
+	return &KafkaWriter{w: w, topic: cfg.Topic, client: &kafka.Client{Addr: w.Addr, Transport: tr, Timeout: 10 * time.Second},
+		dialer: sec.Dialer(kc.ClientID), brokers: kc.Brokers}, nil
 }
 
 // partitionBalancer sends each message to the partition its batch was
@@ -103,7 +107,9 @@ func (k *KafkaWriter) Write(ctx context.Context, msgs []*Message) error {
 	return k.w.WriteMessages(ctx, km...)
 }
 
-// Partitions implements Writer.
+// Partitions implements Writer. A topic that metadata does not list is
+// asked about directly, so that a missing ACL is reported as one (kafka-go's
+// metadata shows a topic the user may not describe as unknown).
 func (k *KafkaWriter) Partitions(ctx context.Context) (int, error) {
 	md, err := k.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.topic}})
 	if err != nil {
@@ -112,12 +118,23 @@ func (k *KafkaWriter) Partitions(ctx context.Context) (int, error) {
 	for _, t := range md.Topics {
 		if t.Name == k.topic {
 			if t.Error != nil {
-				return 0, fmt.Errorf("topic %s: %w", k.topic, t.Error)
+				return 0, k.explain(ctx, fmt.Errorf("topic %s: %w", k.topic, t.Error))
 			}
 			return len(t.Partitions), nil
 		}
 	}
-	return 0, fmt.Errorf("topic %s not in metadata", k.topic)
+	return 0, k.explain(ctx, fmt.Errorf("topic %s not in metadata", k.topic))
+}
+
+func (k *KafkaWriter) explain(ctx context.Context, err error) error {
+	if len(k.brokers) == 0 || k.dialer == nil {
+		return err
+	}
+	problems, askErr := kafkaclient.TopicProblems(ctx, k.dialer, k.brokers[0], map[string]string{k.topic: "produce.topic"})
+	if askErr != nil || len(problems) == 0 {
+		return err
+	}
+	return errors.Join(problems...)
 }
 
 // Close implements Writer.
