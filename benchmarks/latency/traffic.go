@@ -4,94 +4,41 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/packetworks/flowsentry/benchmarks/export"
 	"github.com/packetworks/flowsentry/benchmarks/scenario"
 	"github.com/packetworks/flowsentry/collector/flowgen"
-)
-
-// Datagram sizes stay below a 1500-byte MTU, as real exporters do.
-const (
-	recordsPerDatagram = 18 // v9/IPFIX IPv4 records
-	samplesPerDatagram = 8  // sFlow flow samples
-	templateEvery      = 10 * time.Second
 )
 
 // exporter is one router: a UDP socket bound to its own loopback address
 // (the collector keys templates and sampling rates by exporter address)
 // and an encoder for its protocol.
 type exporter struct {
-	protocol string
-	conn     *net.UDPConn
-	to       *net.UDPAddr
-	v9ipfix  *flowgen.Encoder
-	sflow    flowgen.SFlowHeader
-	boot     time.Time
-	lastTmpl time.Time
+	enc *export.Encoder
+	out *export.UDPSender
 }
 
 func openExporter(protocol string, src netip.Addr, to string, domain, sampling uint32) (*exporter, error) {
-	raddr, err := net.ResolveUDPAddr("udp", to)
+	enc, err := export.NewEncoder(protocol, src, domain, sampling, time.Now().Add(-72*time.Hour))
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: src.AsSlice()})
+	out, err := export.NewUDPSender(src, to)
 	if err != nil {
-		return nil, fmt.Errorf("exporter source %s: %w", src, err)
+		return nil, err
 	}
-	_ = conn.SetWriteBuffer(4 << 20)
-	e := &exporter{protocol: protocol, conn: conn, to: raddr, boot: time.Now().Add(-72 * time.Hour)}
-	switch protocol {
-	case scenario.NetFlow9:
-		e.v9ipfix = &flowgen.Encoder{Version: 9, Domain: domain, Time: flowgen.TimeUptime, Boot: e.boot, SamplingRate: sampling}
-	case scenario.IPFIX:
-		e.v9ipfix = &flowgen.Encoder{Version: 10, Domain: domain, Time: flowgen.TimeMillis, Boot: e.boot, SamplingRate: sampling}
-	case scenario.SFlow:
-		e.sflow = flowgen.SFlowHeader{Agent: src, SubAgentID: domain, SamplingRate: sampling}
-	default:
-		conn.Close()
-		return nil, fmt.Errorf("exporter protocol %q", protocol)
-	}
-	return e, nil
+	return &exporter{enc: enc, out: out}, nil
 }
 
-// encode turns flows (IPv4, times set) into datagrams exported at now,
-// templates first when they are due.
+// encode turns flows (times set) into datagrams exported at now.
 func (e *exporter) encode(now time.Time, flows []flowgen.Flow) [][]byte {
-	var out [][]byte
-	if e.protocol == scenario.SFlow {
-		for len(flows) > 0 {
-			n := min(len(flows), samplesPerDatagram)
-			e.sflow.Seq++
-			e.sflow.Uptime = now.Sub(e.boot)
-			out = append(out, flowgen.SFlow(e.sflow, flows[:n]))
-			flows = flows[n:]
-		}
-		return out
-	}
-	if e.lastTmpl.IsZero() || now.Sub(e.lastTmpl) >= templateEvery {
-		out = append(out, e.v9ipfix.Templates(now))
-		e.lastTmpl = now
-	}
-	for len(flows) > 0 {
-		n := min(len(flows), recordsPerDatagram)
-		out = append(out, e.v9ipfix.Data(now, flows[:n]))
-		flows = flows[n:]
-	}
-	return out
+	return e.enc.Datagrams(now, flows)
 }
 
-func (e *exporter) send(dgs [][]byte) error {
-	for _, d := range dgs {
-		if _, err := e.conn.WriteToUDP(d, e.to); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (e *exporter) send(dgs [][]byte) error { return e.out.Send(dgs) }
 
 // attack is one attack's schedule and what the driver did.
 type attack struct {
@@ -283,7 +230,7 @@ func (d *driver) state() ([]attackRun, []bool, []time.Time) {
 func (d *driver) close() {
 	for _, e := range append(d.exps, d.hist) {
 		if e != nil {
-			_ = e.conn.Close()
+			_ = e.out.Close()
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/packetworks/flowsentry/alerter/notify"
+	"github.com/packetworks/flowsentry/benchmarks/export"
 	"github.com/packetworks/flowsentry/benchmarks/scenario"
 	"github.com/packetworks/flowsentry/collector/flowgen"
 	"github.com/packetworks/flowsentry/schemas/inventory"
@@ -346,11 +347,11 @@ func (d *demo) waitReady(ctx context.Context) error {
 
 // openSenders opens one UDP socket per exporter (bound to its address)
 // plus the history replay exporter, last.
-func (d *demo) openSenders() ([]*udpSender, error) {
-	var out []*udpSender
+func (d *demo) openSenders() ([]*export.UDPSender, error) {
+	var out []*export.UDPSender
 	for i, e := range d.sc.Exporters {
 		to := map[string]string{scenario.NetFlow9: d.cfg.netflow, scenario.IPFIX: d.cfg.ipfix, scenario.SFlow: d.cfg.sflow}[e.Protocol]
-		s, err := newUDPSender(d.sc.ExporterAddr(i), to)
+		s, err := export.NewUDPSender(d.sc.ExporterAddr(i), to)
 		if err != nil {
 			return nil, err
 		}
@@ -360,7 +361,7 @@ func (d *demo) openSenders() ([]*udpSender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-replay-addr: %w", err)
 	}
-	s, err := newUDPSender(ra, d.cfg.ipfix)
+	s, err := export.NewUDPSender(ra, d.cfg.ipfix)
 	if err != nil {
 		return nil, err
 	}
@@ -373,14 +374,18 @@ func (d *demo) openSenders() ([]*udpSender, error) {
 // One socket keeps the records in event-time order all the way to the
 // detector, which a fast replay needs: the detector drops flows more than
 // its lateness behind the partition's newest one.
-func (d *demo) history(ctx context.Context, s *udpSender) error {
+func (d *demo) history(ctx context.Context, s *export.UDPSender) error {
 	if d.sc.History <= 0 {
 		return nil
 	}
 	boot := time.Now().Add(-72 * time.Hour)
-	var encs []*encoder
+	var encs []*export.Encoder
 	for i, e := range d.sc.Exporters {
-		encs = append(encs, newEncoder(scenario.IPFIX, netip.Addr{}, uint32(100+i), e.Sampling, boot))
+		enc, err := export.NewEncoder(scenario.IPFIX, netip.Addr{}, uint32(100+i), e.Sampling, boot)
+		if err != nil {
+			return err
+		}
+		encs = append(encs, enc)
 	}
 	start := time.Now()
 	from := start.Add(-d.sc.History).Truncate(time.Second)
@@ -405,7 +410,7 @@ func (d *demo) history(ctx context.Context, s *udpSender) error {
 		byExporter(recs, per)
 		for i, fl := range per {
 			if len(fl) > 0 {
-				if err := s.send(encs[i].datagrams(now, fl)); err != nil {
+				if err := s.Send(encs[i].Datagrams(now, fl)); err != nil {
 					return fmt.Errorf("history replay: %w", err)
 				}
 			}
@@ -426,7 +431,7 @@ func (d *demo) history(ctx context.Context, s *udpSender) error {
 	d.mu.Unlock()
 	span := cursor.Sub(from)
 	d.p.say("HISTORY sent: %d flow records covering %s of event time in %.1f s (%.0f× real time, %d datagrams)",
-		n, span.Round(time.Second), took.Seconds(), span.Seconds()/took.Seconds(), s.datagrams.Load())
+		n, span.Round(time.Second), took.Seconds(), span.Seconds()/took.Seconds(), s.Datagrams())
 	return nil
 }
 
@@ -504,11 +509,15 @@ func (d *demo) printBaselines() {
 }
 
 // live sends real-time traffic (and the attacks) until ctx ends.
-func (d *demo) live(ctx context.Context, senders []*udpSender) error {
+func (d *demo) live(ctx context.Context, senders []*export.UDPSender) error {
 	boot := time.Now().Add(-72 * time.Hour)
-	var encs []*encoder
+	var encs []*export.Encoder
 	for i, e := range d.sc.Exporters {
-		encs = append(encs, newEncoder(e.Protocol, d.sc.ExporterAddr(i), uint32(1+i), e.Sampling, boot))
+		enc, err := export.NewEncoder(e.Protocol, d.sc.ExporterAddr(i), uint32(1+i), e.Sampling, boot)
+		if err != nil {
+			return err
+		}
+		encs = append(encs, enc)
 	}
 	live := d.gen.Live()
 	began := make([]bool, len(d.sc.Attacks))
@@ -543,7 +552,7 @@ func (d *demo) live(ctx context.Context, senders []*udpSender) error {
 			if len(fl) == 0 {
 				continue
 			}
-			if err := senders[i].send(encs[i].datagrams(now, fl)); err != nil {
+			if err := senders[i].Send(encs[i].Datagrams(now, fl)); err != nil {
 				return fmt.Errorf("exporter %s: %w", d.sc.Exporters[i].Name, err)
 			}
 			d.mu.Lock()
@@ -556,7 +565,7 @@ func (d *demo) live(ctx context.Context, senders []*udpSender) error {
 // watchListeners warns when a collector socket stops reading while the
 // demo keeps sending to it (see deploy/demo/README.md, known limits): the
 // incidents that follow would otherwise be a mystery.
-func (d *demo) watchListeners(ctx context.Context, senders []*udpSender) {
+func (d *demo) watchListeners(ctx context.Context, senders []*export.UDPSender) {
 	listener := map[string]string{scenario.NetFlow9: "netflow", scenario.IPFIX: "ipfix", scenario.SFlow: "sflow"}
 	sentBefore, recvBefore := map[string]uint64{}, map[string]float64{}
 	warned := map[string]bool{}
@@ -572,9 +581,9 @@ func (d *demo) watchListeners(ctx context.Context, senders []*udpSender) {
 		}
 		sent := map[string]uint64{}
 		for i, e := range d.sc.Exporters {
-			sent[listener[e.Protocol]] += senders[i].datagrams.Load()
+			sent[listener[e.Protocol]] += senders[i].Datagrams()
 		}
-		sent["ipfix"] += senders[len(senders)-1].datagrams.Load() // the replay
+		sent["ipfix"] += senders[len(senders)-1].Datagrams() // the replay
 		for l, n := range sent {
 			recv := m.Sum("collector_socket_datagrams_total", `listener="`+l+`"`)
 			if n > sentBefore[l] && recv == recvBefore[l] && sentBefore[l] > 0 && !warned[l] {

@@ -1,4 +1,8 @@
-package main
+// Package export turns generated flows into the datagrams routers send
+// (NetFlow v9, IPFIX, sFlow v5, MTU-sized, templates repeated) and sends
+// them over UDP from the router's own address, for the demo and the
+// benchmark harnesses.
+package export
 
 import (
 	"fmt"
@@ -19,9 +23,9 @@ const (
 	templateEvery       = 10 * time.Second
 )
 
-// encoder turns flows into datagrams of one protocol for one exporter
+// Encoder turns flows into datagrams of one protocol for one exporter
 // (or one replayed exporter domain).
-type encoder struct {
+type Encoder struct {
 	protocol string
 	v9ipfix  *flowgen.Encoder
 	sflow    flowgen.SFlowHeader
@@ -29,8 +33,10 @@ type encoder struct {
 	lastTmpl time.Time
 }
 
-func newEncoder(protocol string, agent netip.Addr, domain, sampling uint32, boot time.Time) *encoder {
-	e := &encoder{protocol: protocol, boot: boot}
+// NewEncoder returns the encoder of protocol (scenario.NetFlow9, IPFIX or
+// SFlow) for the router agent booted at boot.
+func NewEncoder(protocol string, agent netip.Addr, domain, sampling uint32, boot time.Time) (*Encoder, error) {
+	e := &Encoder{protocol: protocol, boot: boot}
 	switch protocol {
 	case scenario.NetFlow9:
 		// Uptime-based times, as most NetFlow v9 routers send them.
@@ -39,12 +45,15 @@ func newEncoder(protocol string, agent netip.Addr, domain, sampling uint32, boot
 		e.v9ipfix = &flowgen.Encoder{Version: 10, Domain: domain, Time: flowgen.TimeMillis, Boot: boot, SamplingRate: sampling}
 	case scenario.SFlow:
 		e.sflow = flowgen.SFlowHeader{Agent: agent, SubAgentID: domain, SamplingRate: sampling, Expanded: false}
+	default:
+		return nil, fmt.Errorf("exporter protocol %q is not netflow9, ipfix or sflow", protocol)
 	}
-	return e
+	return e, nil
 }
 
-// datagrams encodes flows (times already set) into datagrams exported at now.
-func (e *encoder) datagrams(now time.Time, flows []flowgen.Flow) [][]byte {
+// Datagrams encodes flows (times already set) into datagrams exported at
+// now, templates first when they are due.
+func (e *Encoder) Datagrams(now time.Time, flows []flowgen.Flow) [][]byte {
 	var out [][]byte
 	if e.protocol == scenario.SFlow {
 		for len(flows) > 0 {
@@ -82,28 +91,31 @@ func (e *encoder) datagrams(now time.Time, flows []flowgen.Flow) [][]byte {
 	return out
 }
 
-// udpSender sends datagrams from one local source address (the exporter's
+// UDPSender sends datagrams from one local source address (the exporter's
 // identity as the collector sees it) to one collector port.
-type udpSender struct {
+type UDPSender struct {
 	conn             *net.UDPConn
 	to               *net.UDPAddr
 	datagrams, bytes atomic.Uint64
 }
 
-func newUDPSender(src netip.Addr, to string) (*udpSender, error) {
+// NewUDPSender binds src (a loopback address such as 127.0.100.1 works
+// without configuration on Linux) and sends to the collector at to.
+func NewUDPSender(src netip.Addr, to string) (*UDPSender, error) {
 	raddr, err := net.ResolveUDPAddr("udp", to)
 	if err != nil {
 		return nil, fmt.Errorf("collector address %s: %w", to, err)
 	}
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: src.AsSlice()})
 	if err != nil {
-		return nil, fmt.Errorf("exporter source %s: %w (the demo binds loopback addresses 127.0.0.0/8)", src, err)
+		return nil, fmt.Errorf("exporter source %s: %w (use loopback addresses 127.0.0.0/8)", src, err)
 	}
 	_ = conn.SetWriteBuffer(4 << 20)
-	return &udpSender{conn: conn, to: raddr}, nil
+	return &UDPSender{conn: conn, to: raddr}, nil
 }
 
-func (s *udpSender) send(dgs [][]byte) error {
+// Send sends the datagrams in order.
+func (s *UDPSender) Send(dgs [][]byte) error {
 	for _, d := range dgs {
 		if _, err := s.conn.WriteToUDP(d, s.to); err != nil {
 			return err
@@ -114,4 +126,9 @@ func (s *udpSender) send(dgs [][]byte) error {
 	return nil
 }
 
-func (s *udpSender) Close() error { return s.conn.Close() }
+// Datagrams and Bytes count what Send sent.
+func (s *UDPSender) Datagrams() uint64 { return s.datagrams.Load() }
+func (s *UDPSender) Bytes() uint64     { return s.bytes.Load() }
+
+// Close closes the socket.
+func (s *UDPSender) Close() error { return s.conn.Close() }
